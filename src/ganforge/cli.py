@@ -1,0 +1,283 @@
+"""The ``ganforge`` command: parse arguments, call the library, turn errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ganforge.errors import GanforgeError
+
+TRAIN_EXAMPLES = """examples:
+  ganforge train --data-dir ../shared/datasets/mnist --out runs/demo
+  ganforge train --network mlp2014 --steps 20000 --batch-size 100
+  ganforge train --network dcgan-cond --epochs 3 --out runs/cond
+  ganforge train --dataset folder --data-dir ~/faces --image-size 64 --channels 3
+  ganforge train --config my.yaml --seed 3
+  ganforge train --resume runs/demo --steps 3000     # continue to step 3000
+"""
+
+SAMPLE_EXAMPLES = """examples:
+  ganforge sample runs/demo -n 64 --out grid.png
+  ganforge sample runs/cond --class 7 -n 100 --out sevens.png
+  ganforge sample runs/demo -n 10000 --out samples.npz
+  ganforge sample runs/demo/checkpoints/last.pt -n 50 --out pngs/   # one PNG per image
+"""
+
+INTERPOLATE_EXAMPLES = """examples:
+  ganforge interpolate runs/demo --from 1 --to 2 --steps 12 --out walk.png
+  ganforge interpolate runs/demo --from 1 --to 2 --steps 30 --out walk.gif
+  ganforge interpolate runs/cond --class 3 --out threes.gif
+"""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ganforge import __version__
+    from ganforge.data import DATASETS
+    from ganforge.losses import LOSSES
+    from ganforge.nets import NETWORKS
+
+    parser = argparse.ArgumentParser(
+        prog="ganforge",
+        description="Generative adversarial networks: train, sample, interpolate.",
+        epilog="example:\n  ganforge train --data-dir ../shared/datasets/mnist --out runs/demo\n"
+        "  ganforge sample runs/demo -n 64 --out grid.png\n\n"
+        "'ganforge COMMAND --help' shows each command's options.",
+        formatter_class=_formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train a GAN into a run folder",
+        epilog=TRAIN_EXAMPLES,
+        description="Train a generator and a discriminator against each other. The run folder "
+        "gets config.yaml, checkpoints/, samples/, metrics.jsonl, tb/ (TensorBoard) and losses.png.",
+        formatter_class=_formatter,
+    )
+    t.add_argument("--config", metavar="YAML", help="config file; flags override it")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
+    t.add_argument(
+        "--out", metavar="DIR", help="run folder (default: runs/<data>-<network>-<time>)"
+    )
+    g = t.add_argument_group("data")
+    g.add_argument("--dataset", help=f"one of: {', '.join(DATASETS)} (default mnist)")
+    g.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="MNIST IDX folder or image folder (default: $GANFORGE_DATA, else ~/.cache/ganforge/mnist)",
+    )
+    g.add_argument(
+        "--image-size", type=int, metavar="S", help="folder datasets: square size (default 64)"
+    )
+    g.add_argument("--channels", type=int, choices=(1, 3), help="folder datasets: 1 gray or 3 RGB")
+    g.add_argument("--limit", type=int, metavar="N", help="use only the first N images")
+    g.add_argument("--no-download", action="store_true", help="never download missing MNIST files")
+    g = t.add_argument_group("model and loss")
+    g.add_argument("--network", help=f"one of: {', '.join(NETWORKS)} (default dcgan)")
+    g.add_argument("--z-dim", type=int, metavar="D", help="noise size (default: the network's)")
+    g.add_argument("--width", type=int, help="base channel/unit count (default: the network's)")
+    g.add_argument("--loss", help=f"one of: {', '.join(LOSSES)} (default nonsaturating)")
+    g = t.add_argument_group("optimisation")
+    g.add_argument("--steps", type=int, help="generator steps (default 1200)")
+    g.add_argument("--epochs", type=float, help="train this many passes over the data instead")
+    g.add_argument("--batch-size", type=int, metavar="B", help="default 128")
+    g.add_argument("--lr", type=float, help="learning rate (default: the network's)")
+    g.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network's")
+    g.add_argument("--k", type=int, help="discriminator steps per generator step (default 1)")
+    g.add_argument("--ema-decay", type=float, metavar="DECAY", help="generator EMA (default 0.999)")
+    g.add_argument("--seed", type=int, help="default 0")
+    g = t.add_argument_group("running")
+    g.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    g.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), help="mixed precision")
+    g.add_argument(
+        "--sample-every", type=int, metavar="N", help="write a sample grid every N steps"
+    )
+    g.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N steps")
+    g.add_argument("--log-every", type=int, metavar="N", help="log statistics every N steps")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser(
+        "sample",
+        help="draw images from a trained generator",
+        epilog=SAMPLE_EXAMPLES,
+        description="Draw N images from a run's EMA generator: a grid PNG, a folder of PNGs "
+        "(an --out with no suffix) or an .npz of uint8 NHWC images.",
+        formatter_class=_formatter,
+    )
+    s.add_argument("checkpoint", metavar="RUN_DIR|CHECKPOINT")
+    s.add_argument("-n", "--num", type=int, default=64, help="number of images (default 64)")
+    s.add_argument(
+        "--out", "-o", help="output file or folder (default: RUN_DIR/sampled/seed<S>.png)"
+    )
+    s.add_argument("--format", choices=("grid", "png", "npz"), help="default: from --out's suffix")
+    s.add_argument(
+        "--class", dest="class_label", type=int, metavar="C", help="conditional: only class C"
+    )
+    s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    s.add_argument("--nrow", type=int, help="images per grid row")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
+
+    i = sub.add_parser(
+        "interpolate",
+        help="walk the latent space between two seeds",
+        epilog=INTERPOLATE_EXAMPLES,
+        description="Generate images along the path between the noise of two seeds: a PNG strip, "
+        "or an animated GIF when --out ends in .gif.",
+        formatter_class=_formatter,
+    )
+    i.add_argument("checkpoint", metavar="RUN_DIR|CHECKPOINT")
+    i.add_argument("--from", dest="seed_a", type=int, default=0, help="start seed (default 0)")
+    i.add_argument("--to", dest="seed_b", type=int, default=1, help="end seed (default 1)")
+    i.add_argument("--steps", type=int, default=10, help="images along the path (default 10)")
+    i.add_argument(
+        "--class", dest="class_label", type=int, metavar="C", help="conditional: class C"
+    )
+    i.add_argument("--linear", action="store_true", help="straight line instead of spherical")
+    i.add_argument("--out", "-o", help="a .png strip or .gif (default: RUN_DIR/sampled/walk.png)")
+    i.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
+    return parser
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the flags the user gave, as ``{"section": {"key": value}}``."""
+    table = {
+        "data": {
+            "dataset": "name",
+            "data_dir": "root",
+            "image_size": "image_size",
+            "channels": "channels",
+            "limit": "limit",
+        },
+        "model": {"network": "network", "z_dim": "z_dim", "width": "width"},
+        "loss": {"loss": "name"},
+        "optim": {"optimizer": "optimizer", "lr": "lr"},
+        "train": {
+            "steps": "steps",
+            "epochs": "epochs",
+            "batch_size": "batch_size",
+            "k": "k",
+            "seed": "seed",
+            "ema_decay": "ema_decay",
+            "device": "device",
+            "amp": "amp",
+            "sample_every": "sample_every",
+            "checkpoint_every": "checkpoint_every",
+            "log_every": "log_every",
+        },
+    }
+    out: dict[str, Any] = {}
+    for section, keys in table.items():
+        values = {
+            key: getattr(args, flag)
+            for flag, key in keys.items()
+            if getattr(args, flag) is not None
+        }
+        if values:
+            out[section] = values
+    if args.no_download:
+        out.setdefault("data", {})["download"] = False
+    if args.steps is not None and args.epochs is None:
+        out["train"]["epochs"] = None  # --steps wins over an epochs value from a config file
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ganforge.config import RunConfig, load_yaml, merge
+    from ganforge.train import resume, train
+
+    overrides = _train_overrides(args)
+    if args.resume:
+        if args.config or args.out:
+            raise GanforgeError(
+                "--resume continues a run as it was configured; drop --config/--out"
+            )
+        result = resume(args.resume, overrides, progress=not args.quiet)
+    else:
+        cfg = RunConfig()
+        if args.config:
+            cfg = merge(cfg, load_yaml(args.config))
+        cfg = merge(cfg, overrides)
+        result = train(cfg, args.out, progress=not args.quiet)
+    where = result.run_dir
+    if result.interrupted:
+        print(
+            f"interrupted at step {result.steps}; checkpoint saved. Continue with: "
+            f"ganforge train --resume {where}",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"trained to step {result.steps} in {result.seconds:.1f} s "
+        f"({result.images_per_second:.0f} images/s); samples: {where / 'samples.png'}"
+    )
+    return 0
+
+
+def _default_out(checkpoint: str, name: str) -> Path:
+    path = Path(checkpoint)
+    run_dir = path if path.is_dir() else path.parent.parent
+    return run_dir / "sampled" / name
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ganforge.sampling import load_generator, sample
+    from ganforge.viz import save_images
+
+    gen = load_generator(args.checkpoint, args.device)
+    images, labels = sample(gen, args.num, args.seed, args.class_label)
+    out = Path(args.out) if args.out else _default_out(args.checkpoint, f"seed{args.seed}.png")
+    try:
+        fmt = save_images(images, out, args.format, labels, nrow=args.nrow)
+    except FileExistsError:
+        raise GanforgeError(
+            f"{out} already exists; choose a new folder for individual PNGs"
+        ) from None
+    print(f"wrote {len(images)} images ({fmt}) to {out}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from ganforge.sampling import interpolate, load_generator
+    from ganforge.viz import save_gif, save_grid
+
+    gen = load_generator(args.checkpoint, args.device)
+    frames = interpolate(
+        gen, args.seed_a, args.seed_b, args.steps, args.class_label, not args.linear
+    )
+    out = Path(args.out) if args.out else _default_out(args.checkpoint, "walk.png")
+    if out.suffix.lower() == ".gif":
+        save_gif(frames, out)
+    else:
+        save_grid(frames, out, nrow=len(frames), upscale=2)
+    print(f"wrote a {len(frames)}-step walk from seed {args.seed_a} to {args.seed_b} to {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except GanforgeError as err:
+        print(f"ganforge: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

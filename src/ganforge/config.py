@@ -1,0 +1,180 @@
+"""Run configuration: defaults, overlaid by a YAML file, overlaid by command-line flags.
+
+The resolved configuration (network-family defaults filled in) is written to the run
+folder as ``config.yaml``; everything later (resume, sample, evaluate) reads it from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganforge.errors import GanforgeError
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"  # mnist | folder | digits
+    root: str | None = None  # data directory (mnist) or image folder (folder)
+    image_size: int | None = None  # folder only; others have a native size
+    channels: int | None = None  # folder only: 1 or 3
+    limit: int | None = None  # keep only the first N images
+    download: bool = True
+
+
+@dataclass
+class ModelConfig:
+    network: str = "dcgan"
+    z_dim: int | None = None  # None: the family's default
+    width: int | None = None
+
+
+@dataclass
+class LossConfig:
+    name: str = "nonsaturating"
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str | None = None  # adam | sgd; None: the family's default
+    lr: float | None = None
+    beta1: float = 0.5
+    beta2: float = 0.999
+    momentum: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1200  # generator steps
+    epochs: float | None = None  # if set, overrides steps
+    batch_size: int = 128
+    k: int = 1  # discriminator steps per generator step
+    seed: int = 0
+    ema_decay: float = 0.999
+    device: str = "auto"  # auto | cpu | cuda | mps | cuda:1 ...
+    amp: str = "auto"  # auto | off | bf16 | fp16
+    log_every: int = 50
+    sample_every: int = 200
+    checkpoint_every: int = 500
+    num_samples: int = 100  # images in each sample grid
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        return merge(cls(), raw)
+
+    def total_steps(self, dataset_size: int) -> int:
+        if self.train.epochs is None:
+            return self.train.steps
+        per_epoch = dataset_size // self.train.batch_size
+        return max(1, math.ceil(self.train.epochs * per_epoch / self.train.k))
+
+
+def merge(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """Return ``cfg`` with ``{"section": {"key": value}}`` overrides applied and type-checked."""
+    if not isinstance(overrides, dict):
+        raise GanforgeError(
+            "a config must be a mapping of sections (data, model, loss, optim, train)"
+        )
+    sections = {}
+    for f in dataclasses.fields(cfg):
+        current = getattr(cfg, f.name)
+        given = overrides.get(f.name) or {}
+        if not isinstance(given, dict):
+            raise GanforgeError(f"config section {f.name!r} must be a mapping")
+        known = {g.name: g for g in dataclasses.fields(current)}
+        unknown = set(given) - set(known)
+        if unknown:
+            raise GanforgeError(
+                f"unknown key(s) in config section {f.name!r}: {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(known)}"
+            )
+        values = {k: _check(f"{f.name}.{k}", v, getattr(current, k)) for k, v in given.items()}
+        sections[f.name] = dataclasses.replace(current, **values)
+    unknown = set(overrides) - set(sections)
+    if unknown:
+        raise GanforgeError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    return RunConfig(**sections)
+
+
+def _check(key: str, value: Any, default: Any) -> Any:
+    """Coerce ints to floats where a float is expected; reject obviously wrong types."""
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise GanforgeError(f"config {key} must be true or false, got {value!r}")
+    elif isinstance(default, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise GanforgeError(f"config {key} must be a number, got {value!r}")
+        return type(default)(value) if isinstance(default, float) else value
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise GanforgeError(f"config {key} must be a string, got {value!r}")
+    return value
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise GanforgeError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise GanforgeError(
+            f"config file {path} is not valid YAML: {err}".splitlines()[0]
+        ) from None
+    return raw or {}
+
+
+def resolve(cfg: RunConfig) -> RunConfig:
+    """Fill the network family's defaults (z size, width, optimizer) and validate values."""
+    from ganforge.losses import LOSSES
+    from ganforge.nets import NETWORKS
+
+    family = NETWORKS.get(cfg.model.network)
+    LOSSES.get(cfg.loss.name)
+    model = dataclasses.replace(
+        cfg.model, z_dim=cfg.model.z_dim or family.z_dim, width=cfg.model.width or family.width
+    )
+    opt = {
+        **family.optim,
+        **{k: v for k, v in dataclasses.asdict(cfg.optim).items() if v is not None},
+    }
+    if cfg.optim.optimizer and cfg.optim.optimizer != family.optim.get("optimizer"):
+        opt["lr"] = cfg.optim.lr or {"adam": 2e-4, "sgd": 0.1}.get(cfg.optim.optimizer)
+    optim = OptimConfig(**opt)
+    if optim.optimizer not in ("adam", "sgd"):
+        raise GanforgeError(f"unknown optimizer {optim.optimizer!r}; choose adam or sgd")
+    t = cfg.train
+    for name in ("steps", "batch_size", "k", "log_every", "sample_every", "checkpoint_every"):
+        if getattr(t, name) < 1:
+            raise GanforgeError(f"train.{name} must be at least 1, got {getattr(t, name)}")
+    if t.epochs is not None and t.epochs <= 0:
+        raise GanforgeError(f"train.epochs must be positive, got {t.epochs}")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise GanforgeError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
+    if t.amp not in ("auto", "off", "bf16", "fp16"):
+        raise GanforgeError(f"train.amp must be auto, off, bf16 or fp16, got {t.amp!r}")
+    return dataclasses.replace(cfg, model=model, optim=optim)
+
+
+def save_yaml(cfg: RunConfig, path: Path) -> None:
+    from ganforge.train.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())

@@ -1,0 +1,58 @@
+"""Image sources -> :class:`ImageSet` (uint8 NCHW in memory), selected by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ganforge.data.digits import load_digits
+from ganforge.data.folder import load_image_folder
+from ganforge.data.images import ImageSet, to_float, to_uint8
+from ganforge.data.mnist import load_mnist
+from ganforge.errors import GanforgeError
+from ganforge.registry import Registry
+
+DATASETS: Registry[Callable[..., ImageSet]] = Registry("dataset")
+
+
+@DATASETS.register("mnist")
+def _mnist(root: str | None, image_size: int | None, channels: int | None, download: bool):
+    return load_mnist(root, "train", download=download)
+
+
+@DATASETS.register("folder")
+def _folder(root: str | None, image_size: int | None, channels: int | None, download: bool):
+    if not root:
+        raise GanforgeError("the folder dataset needs --data-dir pointing at a folder of images")
+    return load_image_folder(root, image_size or 64, channels or 3)
+
+
+@DATASETS.register("digits")
+def _digits(root: str | None, image_size: int | None, channels: int | None, download: bool):
+    return load_digits()
+
+
+def load_dataset(
+    name: str,
+    root: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    download: bool = True,
+    limit: int | None = None,
+) -> ImageSet:
+    """Load dataset ``name`` (see ``DATASETS``); ``limit`` keeps only the first images."""
+    data = DATASETS.get(name)(root, image_size, channels, download)
+    if limit:
+        data = data.subset(limit)
+    return data
+
+
+__all__ = [
+    "DATASETS",
+    "ImageSet",
+    "load_dataset",
+    "load_digits",
+    "load_image_folder",
+    "load_mnist",
+    "to_float",
+    "to_uint8",
+]

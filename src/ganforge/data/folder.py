@@ -1,0 +1,64 @@
+"""A folder of images (ImageFolder layout or flat), resized and centre-cropped to a square."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import functional as TF
+from tqdm import tqdm
+
+from ganforge.data.images import ImageSet
+from ganforge.errors import GanforgeError
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+
+
+def load_image_folder(root: str | Path, image_size: int = 64, channels: int = 3) -> ImageSet:
+    """Load every image under ``root``.
+
+    Sub-folders that hold images become classes (torchvision's ImageFolder layout);
+    images directly in ``root`` with no such sub-folders make an unlabelled set.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise GanforgeError(f"image folder {root} does not exist")
+    if channels not in (1, 3):
+        raise GanforgeError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    if image_size < 4:
+        raise GanforgeError(f"image size must be at least 4, got {image_size}")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and _images_under(d))
+    if classes:
+        files = [(p, i) for i, c in enumerate(classes) for p in _images_under(root / c)]
+    else:
+        files = [(p, -1) for p in sorted(root.iterdir()) if p.suffix.lower() in EXTENSIONS]
+    if not files:
+        raise GanforgeError(f"no images found in {root} (looked for {', '.join(EXTENSIONS)})")
+    mode = "L" if channels == 1 else "RGB"
+    arrays, labels, skipped = [], [], 0
+    for path, label in tqdm(files, desc=f"loading {root.name}", unit="img", leave=False):
+        try:
+            with Image.open(path) as img:
+                img = TF.center_crop(TF.resize(img.convert(mode), image_size), image_size)
+                arrays.append(np.asarray(img, dtype=np.uint8).reshape(image_size, image_size, -1))
+        except (UnidentifiedImageError, OSError, ValueError):
+            skipped += 1
+            continue
+        labels.append(label)
+    if not arrays:
+        raise GanforgeError(f"none of the {len(files)} image files in {root} could be read")
+    if skipped:
+        print(f"ganforge: skipped {skipped} unreadable image file(s) in {root}")
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return ImageSet(
+        images,
+        torch.tensor(labels, dtype=torch.int64) if classes else None,
+        class_names=classes,
+        name=root.name,
+    )

@@ -1,0 +1,47 @@
+"""Generator/discriminator families, registered by name.
+
+Every generator maps ``z`` of shape (N, z_dim) and, when conditional, integer labels (N,)
+to ``float32`` images (N, C, H, W) in [-1, 1]; every discriminator maps such images (and
+labels) to one logit per image, shape (N,). Generators expose ``z_dim`` and ``num_classes``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ganforge.errors import GanforgeError
+from ganforge.nets import dcgan, mlp2014
+from ganforge.nets.spec import DataSpec, NetworkFamily
+from ganforge.registry import Registry
+
+NETWORKS: Registry[NetworkFamily] = Registry("network")
+
+_MLP_OPTIM = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.5}
+_DCGAN_OPTIM = {"optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "beta2": 0.999}
+
+NETWORKS.register("mlp2014")(
+    NetworkFamily(mlp2014.build, False, 100, 1200, _MLP_OPTIM, "2014 paper: MLP G, maxout D")
+)
+NETWORKS.register("mlp2014-cond")(
+    NetworkFamily(mlp2014.build, True, 100, 1200, _MLP_OPTIM, "class-conditional mlp2014")
+)
+NETWORKS.register("dcgan")(
+    NetworkFamily(dcgan.build, False, 64, 32, _DCGAN_OPTIM, "DCGAN, sized from the data")
+)
+NETWORKS.register("dcgan-cond")(
+    NetworkFamily(dcgan.build, True, 64, 32, _DCGAN_OPTIM, "class-conditional DCGAN")
+)
+
+
+def build_networks(
+    name: str, spec: DataSpec, z_dim: int | None = None, width: int | None = None
+) -> tuple[nn.Module, nn.Module]:
+    """Build ``(generator, discriminator)`` of family ``name`` for data of shape ``spec``."""
+    family = NETWORKS.get(name)
+    num_classes = spec.num_classes if family.conditional else 0
+    if family.conditional and num_classes < 2:
+        raise GanforgeError(f"network {name!r} is conditional but the dataset has no class labels")
+    return family.build(spec, z_dim or family.z_dim, width or family.width, num_classes)
+
+
+__all__ = ["NETWORKS", "DataSpec", "NetworkFamily", "build_networks"]

@@ -1,0 +1,124 @@
+"""Drawing images from a trained generator: samples and latent walks.
+
+Any run folder or checkpoint file works; the EMA generator is used. Outputs are float32
+NCHW in [-1, 1]; :mod:`ganforge.viz` writes them to files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ganforge.errors import GanforgeError
+from ganforge.nets import DataSpec, build_networks
+from ganforge.train.checkpoint import load_checkpoint, load_state
+from ganforge.train.device import pick_device
+
+
+@dataclass
+class LoadedGenerator:
+    """The EMA generator of a checkpoint, in eval mode, with what it was trained on."""
+
+    generator: nn.Module
+    network: str
+    spec: DataSpec
+    class_names: list[str]
+    step: int
+    device: torch.device
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    def labels(self, n: int, class_label: int | None) -> Tensor | None:
+        """Labels for ``n`` images: all ``class_label``, or cycling through the classes."""
+        if class_label is not None:
+            if not self.num_classes:
+                raise GanforgeError(f"--class needs a conditional network; {self.network!r} is not")
+            if not 0 <= class_label < self.num_classes:
+                raise GanforgeError(
+                    f"class {class_label} is out of range: this model has classes 0..{self.num_classes - 1}"
+                )
+            return torch.full((n,), class_label, dtype=torch.long, device=self.device)
+        if self.num_classes:
+            return torch.arange(n, device=self.device) % self.num_classes
+        return None
+
+    @torch.inference_mode()
+    def __call__(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        out = []
+        for i in range(0, len(z), 500):  # bounded memory for large requests
+            y = None if labels is None else labels[i : i + 500]
+            out.append(self.generator(z[i : i + 500].to(self.device), y).float().cpu())
+        return torch.cat(out)
+
+
+def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
+    """Load the EMA generator from a run folder or checkpoint file."""
+    state = load_checkpoint(path)
+    cfg = state["config"]
+    network = cfg["model"]["network"]
+    spec = DataSpec(**state["data_spec"])
+    g, _ = build_networks(network, spec, cfg["model"]["z_dim"], cfg["model"]["width"])
+    load_state(g, state["ema"], "EMA generator", network)
+    dev = pick_device(device)
+    return LoadedGenerator(
+        g.to(dev).eval(), network, spec, state["class_names"], state["step"], dev
+    )
+
+
+def noise(n: int, z_dim: int, seed: int) -> Tensor:
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def sample(
+    gen: LoadedGenerator, n: int, seed: int = 0, class_label: int | None = None
+) -> tuple[Tensor, Tensor | None]:
+    """``n`` images (float NCHW in [-1, 1]) and their labels (None if unconditional)."""
+    if n < 1:
+        raise GanforgeError(f"the number of images must be at least 1, got {n}")
+    labels = gen.labels(n, class_label)
+    images = gen(noise(n, gen.z_dim, seed), labels)
+    return images, None if labels is None else labels.cpu()
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation between the rows ``a`` and ``b`` at fractions ``t``; Gaussian
+    noise lives near a sphere, so this keeps intermediate points typical."""
+    a_n, b_n = a / a.norm(), b / b.norm()
+    omega = torch.arccos((a_n * b_n).sum().clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        return torch.lerp(a, b, t[:, None])
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so)[:, None] * a + (torch.sin(t * omega) / so)[:, None] * b
+
+
+def interpolate(
+    gen: LoadedGenerator,
+    seed_a: int,
+    seed_b: int,
+    steps: int = 10,
+    class_label: int | None = None,
+    spherical: bool = True,
+) -> Tensor:
+    """Images along the latent path from seed ``seed_a``'s noise to ``seed_b``'s."""
+    if steps < 2:
+        raise GanforgeError(f"an interpolation needs at least 2 steps, got {steps}")
+    a, b = noise(1, gen.z_dim, seed_a)[0], noise(1, gen.z_dim, seed_b)[0]
+    t = torch.linspace(0, 1, steps)
+    z = slerp(a, b, t) if spherical else torch.lerp(a, b, t[:, None])
+    return gen(
+        z, gen.labels(steps, class_label) if class_label is not None else _same_label(gen, steps)
+    )
+
+
+def _same_label(gen: LoadedGenerator, n: int) -> Tensor | None:
+    # A conditional walk without --class stays within class 0 so that only z changes.
+    return gen.labels(n, 0) if gen.num_classes else None

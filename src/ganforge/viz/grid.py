@@ -1,0 +1,114 @@
+"""Pictures out: sample grids, latent-walk strips and animations (all written atomically)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from ganforge.data.images import to_uint8
+from ganforge.train.atomic import atomic_path
+
+
+def grid_image(images: Tensor, nrow: int | None = None, padding: int = 2) -> Tensor:
+    """float NCHW in [-1, 1] -> one uint8 HWC picture with ``nrow`` images per row."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=1.0)
+    return to_uint8(grid.unsqueeze(0))[0]
+
+
+def _pil(hwc: Tensor) -> Image.Image:
+    array = hwc.numpy()
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def save_image(hwc: Tensor, path: str | Path, upscale: int = 1) -> None:
+    """Save a uint8 HWC tensor as PNG (or whatever ``path``'s suffix says), atomically."""
+    img = _pil(hwc)
+    if upscale > 1:
+        img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=_format(path))
+
+
+def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, upscale: int = 1) -> None:
+    save_image(grid_image(images, nrow), path, upscale)
+
+
+def save_gif(frames: Tensor, path: str | Path, duration_ms: int = 80, upscale: int = 4) -> None:
+    """Animate float NCHW frames in [-1, 1] (one image per frame), looping back and forth."""
+    pics = [_pil(hwc) for hwc in to_uint8(frames)]
+    if upscale > 1:
+        pics = [p.resize((p.width * upscale, p.height * upscale), Image.NEAREST) for p in pics]
+    pics = pics + pics[-2:0:-1]
+    with atomic_path(path) as tmp:
+        pics[0].save(
+            tmp, format="GIF", save_all=True, append_images=pics[1:], duration=duration_ms, loop=0
+        )
+
+
+def save_npz(images: Tensor, path: str | Path, labels: Tensor | None = None) -> None:
+    """Save float NCHW [-1, 1] images as ``images``: uint8 NHWC (and ``labels``) in an .npz."""
+    arrays = {"images": to_uint8(images).numpy()}
+    if labels is not None:
+        arrays["labels"] = labels.cpu().numpy()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def _format(path: Path) -> str:
+    return {".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP"}.get(
+        path.suffix.lower(), "PNG"
+    )
+
+
+def save_pngs(images: Tensor, folder: str | Path, labels: Tensor | None = None) -> None:
+    """One PNG per image in a new ``folder`` (built aside, then renamed into place)."""
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    if folder.exists():
+        raise FileExistsError(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for i, hwc in enumerate(to_uint8(images)):
+            tag = "" if labels is None else f"_class{int(labels[i])}"
+            _pil(hwc).save(tmp / f"{i:05d}{tag}.png")
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_images(
+    images: Tensor,
+    out: str | Path,
+    fmt: str | None = None,
+    labels: Tensor | None = None,
+    nrow: int | None = None,
+) -> str:
+    """Write images as ``grid`` (one PNG), ``png`` (a folder of PNGs) or ``npz``.
+
+    Without ``fmt``, the suffix decides: .npz -> npz, an image suffix -> grid, none -> png.
+    Returns the format used.
+    """
+    out = Path(out)
+    if fmt is None:
+        suffix = out.suffix.lower()
+        fmt = "npz" if suffix == ".npz" else "grid" if suffix else "png"
+    if fmt == "grid":
+        save_grid(images, out, nrow=nrow)
+    elif fmt == "npz":
+        save_npz(images, out, labels)
+    elif fmt == "png":
+        save_pngs(images, out, labels)
+    else:
+        raise ValueError(f"unknown image format {fmt!r}")
+    return fmt
