@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a GAN into a run folder",
         epilog=TRAIN_EXAMPLES,
         description="Train a generator and a discriminator against each other. The run folder "
-        "gets config.yaml, checkpoints/, samples/, metrics.jsonl, tb/ (TensorBoard) and losses.png.",
+        "gets config.yaml, checkpoints/, samples/, metrics.jsonl, tb/ (TensorBoard) "
+        "and losses.png.",
         formatter_class=_formatter,
     )
     t.add_argument("--config", metavar="YAML", help="config file; flags override it")
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="MNIST IDX folder or image folder (default: $GANFORGE_DATA, else ~/.cache/ganforge/mnist)",
+        help="MNIST IDX folder or image folder "
+        "(default: $GANFORGE_DATA, else ~/.cache/ganforge/mnist)",
     )
     g.add_argument(
         "--image-size", type=int, metavar="S", help="folder datasets: square size (default 64)"
@@ -85,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--width", type=int, help="base channel/unit count (default: the network's)")
     g.add_argument("--loss", help=f"one of: {', '.join(LOSSES)} (default nonsaturating)")
     g = t.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, help="generator steps (default 1200)")
+    g.add_argument("--steps", type=int, help="generator steps (default 2400)")
     g.add_argument("--epochs", type=float, help="train this many passes over the data instead")
-    g.add_argument("--batch-size", type=int, metavar="B", help="default 128")
+    g.add_argument("--batch-size", type=int, metavar="B", help="default 64")
     g.add_argument("--lr", type=float, help="learning rate (default: the network's)")
     g.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network's")
     g.add_argument("--k", type=int, help="discriminator steps per generator step (default 1)")
@@ -183,8 +185,6 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
             out[section] = values
     if args.no_download:
         out.setdefault("data", {})["download"] = False
-    if args.steps is not None and args.epochs is None:
-        out["train"]["epochs"] = None  # --steps wins over an epochs value from a config file
     return out
 
 

@@ -43,24 +43,24 @@ class LossConfig:
 class OptimConfig:
     optimizer: str | None = None  # adam | sgd; None: the family's default
     lr: float | None = None
-    beta1: float = 0.5
-    beta2: float = 0.999
-    momentum: float = 0.5
+    beta1: float | None = None  # Adam; None: the family's default
+    beta2: float | None = None
+    momentum: float | None = None  # SGD
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 1200  # generator steps
+    steps: int = 2400  # generator steps
     epochs: float | None = None  # if set, overrides steps
-    batch_size: int = 128
+    batch_size: int = 64
     k: int = 1  # discriminator steps per generator step
     seed: int = 0
     ema_decay: float = 0.999
     device: str = "auto"  # auto | cpu | cuda | mps | cuda:1 ...
     amp: str = "auto"  # auto | off | bf16 | fp16
     log_every: int = 50
-    sample_every: int = 200
-    checkpoint_every: int = 500
+    sample_every: int = 400
+    checkpoint_every: int = 800
     num_samples: int = 100  # images in each sample grid
 
 
@@ -105,7 +105,9 @@ def merge(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
                 f"unknown key(s) in config section {f.name!r}: {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(known)}"
             )
-        values = {k: _check(f"{f.name}.{k}", v, getattr(current, k)) for k, v in given.items()}
+        values = {k: _check(f"{f.name}.{k}", v, known[k].type) for k, v in given.items()}
+        if f.name == "train" and "steps" in values and "epochs" not in values:
+            values["epochs"] = None  # a step count given later wins over epochs given earlier
         sections[f.name] = dataclasses.replace(current, **values)
     unknown = set(overrides) - set(sections)
     if unknown:
@@ -113,18 +115,23 @@ def merge(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     return RunConfig(**sections)
 
 
-def _check(key: str, value: Any, default: Any) -> Any:
-    """Coerce ints to floats where a float is expected; reject obviously wrong types."""
-    if value is None or default is None:
+def _check(key: str, value: Any, annotation: str) -> Any:
+    """Check ``value`` against the field's annotation ("int", "float | None" ...)."""
+    kinds = {part.strip() for part in str(annotation).split("|")}
+    if value is None:
+        if "None" not in kinds:
+            raise GanforgeError(f"config {key} must not be empty")
         return value
-    if isinstance(default, bool):
+    if "bool" in kinds:
         if not isinstance(value, bool):
             raise GanforgeError(f"config {key} must be true or false, got {value!r}")
-    elif isinstance(default, int | float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise GanforgeError(f"config {key} must be a number, got {value!r}")
-        return type(default)(value) if isinstance(default, float) else value
-    elif isinstance(default, str) and not isinstance(value, str):
+    elif "float" in kinds or "int" in kinds:
+        wrong = isinstance(value, bool) or not isinstance(value, int | float)
+        if wrong or ("float" not in kinds and not isinstance(value, int)):
+            kind = "a number" if "float" in kinds else "a whole number"
+            raise GanforgeError(f"config {key} must be {kind}, got {value!r}")
+        return float(value) if "float" in kinds else value
+    elif "str" in kinds and not isinstance(value, str):
         raise GanforgeError(f"config {key} must be a string, got {value!r}")
     return value
 
@@ -149,16 +156,22 @@ def resolve(cfg: RunConfig) -> RunConfig:
 
     family = NETWORKS.get(cfg.model.network)
     LOSSES.get(cfg.loss.name)
+    for key in ("z_dim", "width"):
+        if getattr(cfg.model, key) is not None and getattr(cfg.model, key) < 1:
+            raise GanforgeError(f"model.{key} must be at least 1, got {getattr(cfg.model, key)}")
+    if cfg.data.limit is not None and cfg.data.limit < 1:
+        raise GanforgeError(f"data.limit must be at least 1, got {cfg.data.limit}")
     model = dataclasses.replace(
-        cfg.model, z_dim=cfg.model.z_dim or family.z_dim, width=cfg.model.width or family.width
+        cfg.model,
+        z_dim=family.z_dim if cfg.model.z_dim is None else cfg.model.z_dim,
+        width=family.width if cfg.model.width is None else cfg.model.width,
     )
-    opt = {
-        **family.optim,
-        **{k: v for k, v in dataclasses.asdict(cfg.optim).items() if v is not None},
-    }
-    if cfg.optim.optimizer and cfg.optim.optimizer != family.optim.get("optimizer"):
-        opt["lr"] = cfg.optim.lr or {"adam": 2e-4, "sgd": 0.1}.get(cfg.optim.optimizer)
-    optim = OptimConfig(**opt)
+    given = {k: v for k, v in dataclasses.asdict(cfg.optim).items() if v is not None}
+    name = given.get("optimizer", family.optim["optimizer"])
+    # The family's hyper-parameters apply only to the family's own optimizer.
+    family_opt = family.optim if name == family.optim["optimizer"] else {}
+    fallback = {"lr": {"adam": 2e-4, "sgd": 0.1}.get(name), "beta1": 0.5, "beta2": 0.999}
+    optim = OptimConfig(**{**fallback, "momentum": 0.5, **family_opt, **given, "optimizer": name})
     if optim.optimizer not in ("adam", "sgd"):
         raise GanforgeError(f"unknown optimizer {optim.optimizer!r}; choose adam or sgd")
     t = cfg.train

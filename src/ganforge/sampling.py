@@ -44,7 +44,8 @@ class LoadedGenerator:
                 raise GanforgeError(f"--class needs a conditional network; {self.network!r} is not")
             if not 0 <= class_label < self.num_classes:
                 raise GanforgeError(
-                    f"class {class_label} is out of range: this model has classes 0..{self.num_classes - 1}"
+                    f"class {class_label} is out of range: this model has classes "
+                    f"0..{self.num_classes - 1}"
                 )
             return torch.full((n,), class_label, dtype=torch.long, device=self.device)
         if self.num_classes:

@@ -41,7 +41,9 @@ def load_dataset(
 ) -> ImageSet:
     """Load dataset ``name`` (see ``DATASETS``); ``limit`` keeps only the first images."""
     data = DATASETS.get(name)(root, image_size, channels, download)
-    if limit:
+    if limit is not None:
+        if limit < 1:
+            raise GanforgeError(f"the image limit must be at least 1, got {limit}")
         data = data.subset(limit)
     return data
 

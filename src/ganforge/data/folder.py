@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import functional as TF
 from tqdm import tqdm
 
 from ganforge.data.images import ImageSet
@@ -40,6 +39,8 @@ def load_image_folder(root: str | Path, image_size: int = 64, channels: int = 3)
         files = [(p, -1) for p in sorted(root.iterdir()) if p.suffix.lower() in EXTENSIONS]
     if not files:
         raise GanforgeError(f"no images found in {root} (looked for {', '.join(EXTENSIONS)})")
+    from torchvision.transforms import functional as TF  # imported here: slow to import
+
     mode = "L" if channels == 1 else "RGB"
     arrays, labels, skipped = [], [], 0
     for path, label in tqdm(files, desc=f"loading {root.name}", unit="img", leave=False):

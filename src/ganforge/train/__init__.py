@@ -1,4 +1,7 @@
-"""Training: the game loop, EMA, checkpoints, logging. Entry points: :func:`train`, :func:`resume`."""
+"""Training: the game loop, EMA, checkpoints, logging.
+
+Entry points: :func:`train` (a new run) and :func:`resume` (continue one).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ def train(
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
     if (run_dir / LAST).exists() or (run_dir / "config.yaml").exists():
         raise GanforgeError(
-            f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out"
+            f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+            "or pick another --out"
         )
     return Trainer(cfg, run_dir, data=data, progress=progress).run()
 

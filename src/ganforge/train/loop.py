@@ -23,7 +23,7 @@ from ganforge.errors import GanforgeError
 from ganforge.losses import build_loss
 from ganforge.nets import DataSpec, build_networks
 from ganforge.train.checkpoint import LAST, load_state, save_checkpoint
-from ganforge.train.device import amp_dtype, autocast, pick_device
+from ganforge.train.device import amp_dtype, autocast, channels_last, pick_device
 from ganforge.train.ema import EMA
 from ganforge.train.metrics_log import MetricsLog, read_metrics
 from ganforge.viz import grid_image, plot_losses, save_image
@@ -85,6 +85,9 @@ class Trainer:
         m = cfg.model
         g, d = build_networks(m.network, self.spec, m.z_dim, m.width)
         self.g, self.d = g.to(self.device), d.to(self.device)
+        if channels_last(self.d):
+            channels_last(self.g)
+            self.data.images = self.data.images.contiguous(memory_format=torch.channels_last)
         self.conditional = g.num_classes > 0
         self.ema = EMA(self.g, t.ema_decay)
         self.loss = build_loss(cfg.loss.name)

@@ -8,14 +8,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from ganforge.data.images import to_uint8
+from ganforge.errors import GanforgeError
 from ganforge.train.atomic import atomic_path
 
 
 def grid_image(images: Tensor, nrow: int | None = None, padding: int = 2) -> Tensor:
     """float NCHW in [-1, 1] -> one uint8 HWC picture with ``nrow`` images per row."""
+    from torchvision.utils import make_grid  # imported here: slow to import
+
+    if nrow is not None and nrow < 1:
+        raise GanforgeError(f"nrow (images per row) must be at least 1, got {nrow}")
     nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
     grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=1.0)
     return to_uint8(grid.unsqueeze(0))[0]
