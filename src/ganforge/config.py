@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ganforge.atomic import atomic_write_bytes
 from ganforge.errors import GanforgeError
 
 
@@ -188,6 +189,4 @@ def resolve(cfg: RunConfig) -> RunConfig:
 
 
 def save_yaml(cfg: RunConfig, path: Path) -> None:
-    from ganforge.train.atomic import atomic_write_bytes
-
     atomic_write_bytes(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.atomic import atomic_save
 from ganforge.errors import GanforgeError
-from ganforge.train.atomic import atomic_save
 
 FORMAT = "ganforge-checkpoint-1"
 LAST = Path("checkpoints") / "last.pt"
