@@ -273,3 +273,58 @@ def test_missing_checkpoint_and_empty_run_folder(tmp_path: Path):
         load_checkpoint(tmp_path / "nope")
     with pytest.raises(GanforgeError, match="holds no checkpoint"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"train": {"seed": 5}}, "train.seed"),
+        ({"train": {"batch_size": 16}}, "train.batch_size"),
+        ({"loss": {"name": "minimax"}}, "loss.name"),
+        ({"model": {"network": "mlp2014"}}, "'dcgan'"),
+    ],
+    ids=["seed", "batch-size", "loss", "network"],
+)
+def test_resume_refuses_changes_that_break_continuing_exactly(
+    tmp_path: Path, make_config, overrides, fragment
+):
+    train(make_config(), tmp_path / "run", progress=False)
+    with pytest.raises(GanforgeError, match=fragment):
+        resume(tmp_path / "run", overrides, progress=False)
+    # The same value as the checkpoint's is not a change.
+    same = {"train": {"seed": 0, "steps": 7}}
+    assert resume(tmp_path / "run", same, progress=False).steps == 7
+
+
+def test_resume_of_a_checkpoint_file_asks_for_the_run_folder(tmp_path: Path, make_config):
+    train(make_config(), tmp_path / "run", progress=False)
+    with pytest.raises(GanforgeError, match="run folder"):
+        resume(tmp_path / "run" / LAST, progress=False)
+
+
+def test_divergence_stops_with_an_error_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, make_config, monkeypatch
+):
+    train(make_config(train={"steps": 4}), tmp_path / "run", progress=False)
+    from ganforge.losses import NonSaturatingLoss
+
+    monkeypatch.setattr(
+        NonSaturatingLoss, "g_value", lambda self, logits: logits.sum() * float("nan")
+    )
+    with pytest.raises(GanforgeError, match="diverged"):
+        resume(tmp_path / "run", {"train": {"steps": 12}}, progress=False)
+    state = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 4
+    assert all(
+        torch.isfinite(t).all() for t in state["generator"].values() if t.is_floating_point()
+    )
+
+
+def test_run_files_get_the_usual_permissions(tmp_path: Path, make_config):
+    old = os.umask(0o022)
+    try:
+        train(make_config(), tmp_path / "run", progress=False)
+    finally:
+        os.umask(old)
+    for name in ("config.yaml", "samples.png", "checkpoints/last.pt"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name

@@ -233,12 +233,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     gen = load_generator(args.checkpoint, args.device)
     images, labels = sample(gen, args.num, args.seed, args.class_label)
     out = Path(args.out) if args.out else _default_out(args.checkpoint, f"seed{args.seed}.png")
-    try:
-        fmt = save_images(images, out, args.format, labels, nrow=args.nrow)
-    except FileExistsError:
-        raise GanforgeError(
-            f"{out} already exists; choose a new folder for individual PNGs"
-        ) from None
+    if out.exists() and (args.format == "png" or (args.format is None and not out.suffix)):
+        raise GanforgeError(f"{out} already exists; choose a new folder for individual PNGs")
+    fmt = save_images(images, out, args.format, labels, nrow=args.nrow)
     print(f"wrote {len(images)} images ({fmt}) to {out}")
     return 0
 
@@ -274,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanforgeError as err:
         print(f"ganforge: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # unwritable folder, full disk, a file where a folder should be
+        print(f"ganforge: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130

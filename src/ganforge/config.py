@@ -1,7 +1,8 @@
 """Run configuration: defaults, overlaid by a YAML file, overlaid by command-line flags.
 
 The resolved configuration (network-family defaults filled in) is written to the run
-folder as ``config.yaml``; everything later (resume, sample, evaluate) reads it from there.
+folder as ``config.yaml`` for people and stored in every checkpoint, which is what resume and
+sample read.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise GanforgeError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise GanforgeError(f"config file {path} cannot be read ({err})") from None
     except yaml.YAMLError as err:
         raise GanforgeError(
             f"config file {path} is not valid YAML: {err}".splitlines()[0]
@@ -162,6 +165,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
             raise GanforgeError(f"model.{key} must be at least 1, got {getattr(cfg.model, key)}")
     if cfg.data.limit is not None and cfg.data.limit < 1:
         raise GanforgeError(f"data.limit must be at least 1, got {cfg.data.limit}")
+    data = cfg.data
+    if data.root:  # absolute, so that a resume from another folder finds the data
+        data = dataclasses.replace(data, root=str(Path(data.root).expanduser().resolve()))
     model = dataclasses.replace(
         cfg.model,
         z_dim=family.z_dim if cfg.model.z_dim is None else cfg.model.z_dim,
@@ -176,16 +182,17 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if optim.optimizer not in ("adam", "sgd"):
         raise GanforgeError(f"unknown optimizer {optim.optimizer!r}; choose adam or sgd")
     t = cfg.train
-    for name in ("steps", "batch_size", "k", "log_every", "sample_every", "checkpoint_every"):
+    counts = ("steps", "batch_size", "k", "log_every", "sample_every", "checkpoint_every")
+    for name in (*counts, "num_samples"):
         if getattr(t, name) < 1:
             raise GanforgeError(f"train.{name} must be at least 1, got {getattr(t, name)}")
-    if t.epochs is not None and t.epochs <= 0:
+    if t.epochs is not None and not (math.isfinite(t.epochs) and t.epochs > 0):
         raise GanforgeError(f"train.epochs must be positive, got {t.epochs}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise GanforgeError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     if t.amp not in ("auto", "off", "bf16", "fp16"):
         raise GanforgeError(f"train.amp must be auto, off, bf16 or fp16, got {t.amp!r}")
-    return dataclasses.replace(cfg, model=model, optim=optim)
+    return dataclasses.replace(cfg, data=data, model=model, optim=optim)
 
 
 def save_yaml(cfg: RunConfig, path: Path) -> None:

@@ -15,6 +15,19 @@ from ganforge.errors import GanforgeError
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.loop import Trainer, TrainResult
 
+# What may change when a run continues; everything else would break "continue exactly".
+RESUMABLE = {
+    "train.steps",
+    "train.epochs",
+    "train.device",
+    "train.amp",
+    "train.log_every",
+    "train.sample_every",
+    "train.checkpoint_every",
+    "data.root",
+    "data.download",
+}
+
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -33,7 +46,7 @@ def train(
     leaves nothing behind.
     """
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
-    if (run_dir / LAST).exists() or (run_dir / "config.yaml").exists():
+    if (run_dir / LAST).exists():
         raise GanforgeError(
             f"{run_dir} already holds a run; continue it with --resume {run_dir} "
             "or pick another --out"
@@ -50,11 +63,31 @@ def resume(
     """Continue a run from its last checkpoint, exactly where it stopped.
 
     ``overrides`` (``{"train": {"steps": 2000}}``) may extend the run or change the device;
-    the network and data must stay those of the checkpoint.
+    anything else (network, loss, seed, batch size ...) must stay that of the checkpoint.
     """
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GanforgeError(f"--resume takes a run folder; {run_dir} is not one")
     state = load_checkpoint(run_dir)
-    cfg = merge(RunConfig.from_dict(state["config"]), overrides or {})
+    saved = state["config"]
+    changed = {
+        f"{section}.{key}"
+        for section, values in (overrides or {}).items()
+        for key, value in values.items()
+        if saved.get(section, {}).get(key) != value
+    }
+    if "model.network" in changed:
+        raise GanforgeError(
+            f"the checkpoint was trained with network {saved['model']['network']!r}, "
+            f"not {overrides['model']['network']!r}"
+        )
+    if changed - RESUMABLE:
+        raise GanforgeError(
+            "a resumed run keeps its configuration; cannot change "
+            f"{', '.join(sorted(changed - RESUMABLE))} (only steps, epochs, device, amp, "
+            "data location and logging cadence)"
+        )
+    cfg = merge(RunConfig.from_dict(saved), overrides or {})
     return Trainer(cfg, run_dir, data=data, checkpoint=state, progress=progress).run()
 
 

@@ -21,8 +21,12 @@ def pick_device(name: str = "auto") -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise GanforgeError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise GanforgeError(f"unsupported device {name!r}; use auto, cpu, cuda or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GanforgeError("--device cuda was asked for but no CUDA GPU is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise GanforgeError(f"{name} does not exist: {torch.cuda.device_count()} CUDA GPU(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise GanforgeError("--device mps was asked for but MPS is not available")
     return device

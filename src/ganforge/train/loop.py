@@ -7,6 +7,7 @@ only knows the interfaces. Statistics are accumulated on the device and read eve
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from dataclasses import dataclass
@@ -111,6 +112,8 @@ class Trainer:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.device.type == "mps":
+            rng["mps"] = torch.mps.get_rng_state()
         return {
             "config": self.cfg.to_dict(),
             "step": self.step,
@@ -150,6 +153,8 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        if "mps" in state["rng"] and self.device.type == "mps":
+            torch.mps.set_rng_state(state["rng"]["mps"])
         self.step = int(state["step"])
 
     # -- the game ---------------------------------------------------------------------------
@@ -199,6 +204,13 @@ class Trainer:
         y = None if self.y_fixed is None else self.y_fixed.to(self.device)
         return self.ema.model(self.z_fixed.to(self.device), y).float().cpu()
 
+    def _check_finite(self, stats: list[float]) -> None:
+        if not all(math.isfinite(v) for v in stats):
+            raise GanforgeError(
+                f"training diverged (non-finite losses) by step {self.step}; the last "
+                "checkpoint is kept. Try a lower --lr"
+            )
+
     def save(self) -> None:
         save_checkpoint(self.run_dir / LAST, self.state_dict())
 
@@ -221,7 +233,9 @@ class Trainer:
                 raise KeyboardInterrupt
             stop["asked"] = True
 
-        previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+        # Ctrl-C (and a polite kill) finish the current step, checkpoint, and stop.
+        signals = (signal.SIGINT, signal.SIGTERM) if _main_thread() else ()
+        previous = {sig: signal.signal(sig, on_sigint) for sig in signals}
         acc = torch.zeros(len(STAT_NAMES), device=self.device)
         window_steps, window_start = 0, time.perf_counter()
         images_per_step = t.batch_size * t.k
@@ -243,6 +257,7 @@ class Trainer:
                 if self.step % t.log_every == 0 or self.step == self.total_steps:
                     values = (acc / window_steps).tolist()  # the one host sync per window
                     elapsed = time.perf_counter() - window_start
+                    self._check_finite(values)
                     stats = dict(zip(STAT_NAMES, values, strict=True))
                     stats["images_per_s"] = window_steps * images_per_step / max(elapsed, 1e-9)
                     log.scalars(self.step, stats)
@@ -258,14 +273,16 @@ class Trainer:
                 if self.step % t.sample_every == 0:
                     self._write_samples(log)
                 if self.step % t.checkpoint_every == 0:
+                    self._check_finite(acc.tolist())  # never checkpoint diverged weights
                     self.save()
+            self._check_finite(acc.tolist())
             self.save()
             self._write_samples(log)
         finally:
             bar.close()
             log.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
         seconds = time.perf_counter() - started
         done = self.step - start_step

@@ -24,7 +24,9 @@ class MetricsLog:
             ]
             self.path.write_text("".join(line + "\n" for line in kept))
         self._file = open(self.path, "a")  # noqa: SIM115 - closed in close()
-        self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step or None)
+        self.tb = SummaryWriter(
+            str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None
+        )
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self._file.write(json.dumps({"step": step, **values}) + "\n")

@@ -31,13 +31,14 @@ def _pil(hwc: Tensor) -> Image.Image:
 
 
 def save_image(hwc: Tensor, path: str | Path, upscale: int = 1) -> None:
-    """Save a uint8 HWC tensor as PNG (or whatever ``path``'s suffix says), atomically."""
+    """Save a uint8 HWC tensor in the format ``path``'s suffix names, atomically."""
+    path = Path(path)
+    fmt = _format(path)
     img = _pil(hwc)
     if upscale > 1:
         img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)
-    path = Path(path)
     with atomic_path(path) as tmp:
-        img.save(tmp, format=_format(path))
+        img.save(tmp, format=fmt)
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, upscale: int = 1) -> None:
@@ -67,9 +68,13 @@ def save_npz(images: Tensor, path: str | Path, labels: Tensor | None = None) -> 
 
 
 def _format(path: Path) -> str:
-    return {".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP"}.get(
-        path.suffix.lower(), "PNG"
-    )
+    """The image format PIL registers for ``path``'s suffix (PNG when there is none)."""
+    if not path.suffix:
+        return "PNG"
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise GanforgeError(f"{path}: unknown image suffix {path.suffix!r}; use .png, .jpg or .gif")
+    return fmt
 
 
 def save_pngs(images: Tensor, folder: str | Path, labels: Tensor | None = None) -> None:
