@@ -328,3 +328,12 @@ def test_run_files_get_the_usual_permissions(tmp_path: Path, make_config):
         os.umask(old)
     for name in ("config.yaml", "samples.png", "checkpoints/last.pt"):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_saves_finite_weights(tmp_path: Path, make_config, amp: str):
+    result = train(make_config(train={"amp": amp}), tmp_path / "run", progress=False)
+    assert result.steps == 6
+    state = load_checkpoint(tmp_path / "run")
+    assert all(torch.isfinite(t).all() for t in state["ema"].values() if t.is_floating_point())
+    assert state["ema"]["project.0.weight"].dtype == torch.float32  # weights stay float32
