@@ -275,9 +275,11 @@ class Trainer:
                 if self.step % t.checkpoint_every == 0:
                     self._check_finite(acc.tolist())  # never checkpoint diverged weights
                     self.save()
-            self._check_finite(acc.tolist())
-            self.save()
-            self._write_samples(log)
+            if self.step % t.checkpoint_every:  # the loop has not just saved this step
+                self._check_finite(acc.tolist())
+                self.save()
+            if self.step % t.sample_every:
+                self._write_samples(log)
         finally:
             bar.close()
             log.close()
