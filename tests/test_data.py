@@ -280,3 +280,19 @@ def test_digits_is_1797_labelled_8x8_images():
 def test_unknown_dataset_is_an_error():
     with pytest.raises(GanforgeError, match="unknown dataset 'cifar'"):
         load_dataset("cifar")
+
+
+def test_failed_download_removes_the_folders_it_created(tmp_path: Path, monkeypatch):
+    import torchvision.datasets
+
+    def offline_mnist(root: str, download: bool = False):
+        (Path(root) / "MNIST" / "raw").mkdir(parents=True)  # what torchvision does first
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline_mnist)
+    (tmp_path / "kept").mkdir()
+    for root in (tmp_path / "typo" / "deeper", tmp_path / "kept"):
+        with pytest.raises(GanforgeError, match="download failed"):
+            load_mnist(root, download=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert list((tmp_path / "kept").iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -65,11 +66,17 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _download(root: Path) -> None:
+    # torchvision creates root/MNIST/raw before it fetches; a failed download removes
+    # whatever folders it created, so a mistyped --data-dir leaves nothing behind.
+    missing = [p for p in (root / "MNIST", root, *root.absolute().parents) if not p.exists()]
+    topmost_new = missing[-1] if missing else None
     try:
         from torchvision.datasets import MNIST
 
         MNIST(str(root), download=True)
     except Exception as err:  # no network, proxy, mirror down: all end the same way
+        if topmost_new is not None:
+            shutil.rmtree(topmost_new, ignore_errors=True)
         raise GanforgeError(
             f"MNIST files are missing and the download failed ({type(err).__name__}); put "
             f"{', '.join(f + '.gz' for f in ALL_FILES)} in {root} (or pass --data-dir / set "
