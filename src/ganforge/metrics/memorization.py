@@ -32,9 +32,17 @@ class Memorization:
     median_test_distance: float
 
 
-def memorization(samples: Tensor, train: Tensor, test: Tensor) -> Memorization:
+def memorization(
+    samples: Tensor, train: Tensor, test: Tensor | None = None, test_distances: Tensor | None = None
+) -> Memorization:
+    """Compare samples' nearest-training distances with held-out ``test`` images' (or their
+    precomputed ``test_distances``, which do not depend on the generator)."""
     sample_d, _ = nearest_distances(samples, train)
-    test_d, _ = nearest_distances(test, train)
+    if test_distances is None:
+        if test is None:
+            raise ValueError("give test images or their test_distances")
+        test_distances, _ = nearest_distances(test, train)
+    test_d = test_distances
     threshold = torch.quantile(test_d.double(), 0.01).item()
     return Memorization(
         (sample_d <= threshold).double().mean().item(),
