@@ -337,3 +337,42 @@ def test_mixed_precision_trains_and_saves_finite_weights(tmp_path: Path, make_co
     state = load_checkpoint(tmp_path / "run")
     assert all(torch.isfinite(t).all() for t in state["ema"].values() if t.is_floating_point())
     assert state["ema"]["project.0.weight"].dtype == torch.float32  # weights stay float32
+
+
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+@pytest.mark.skipif(not MNIST_DIR.exists(), reason="MNIST files not beside the checkout")
+def test_eval_every_logs_metrics_keeps_the_best_checkpoint_and_resumes_exactly(
+    tmp_path: Path, make_config
+):
+    cfg = make_config(
+        data={"name": "mnist", "root": str(MNIST_DIR), "limit": 512},
+        train={"steps": 4, "eval_every": 2, "eval_samples": 40, "checkpoint_every": 3},
+    )
+    train(cfg, tmp_path / "straight", progress=False)
+    rows = [r for r in read_metrics(tmp_path / "straight") if "eval/fid" in r]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(r["eval/fid"] > 0 and 0 <= r["eval/precision"] <= 1 for r in rows)
+    best = load_checkpoint(tmp_path / "straight" / "checkpoints" / "best.pt")
+    assert best["best_fid"] == pytest.approx(min(r["eval/fid"] for r in rows))
+
+    half = make_config(
+        data={"name": "mnist", "root": str(MNIST_DIR), "limit": 512},
+        train={"steps": 2, "eval_every": 2, "eval_samples": 40, "checkpoint_every": 3},
+    )
+    train(half, tmp_path / "resumed", progress=False)
+    resume(tmp_path / "resumed", {"train": {"steps": 4}}, progress=False)
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
+    for part in ("generator", "discriminator", "ema"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+    assert a["best_fid"] == b["best_fid"]
+
+
+def test_eval_every_needs_mnist_shaped_data_and_writes_nothing_otherwise(
+    tmp_path: Path, make_config
+):
+    with pytest.raises(GanforgeError, match="28x28"):
+        train(make_config(train={"eval_every": 2}), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N steps")
     g.add_argument("--log-every", type=int, metavar="N", help="log statistics every N steps")
+    g.add_argument(
+        "--eval-every",
+        type=int,
+        metavar="N",
+        help="MNIST: log FID, KID, precision/recall, coverage every N steps; keep best.pt by FID",
+    )
+    g.add_argument("--eval-samples", type=int, metavar="N", help="samples per evaluation (2000)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser(
@@ -196,6 +203,8 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
             "sample_every": "sample_every",
             "checkpoint_every": "checkpoint_every",
             "log_every": "log_every",
+            "eval_every": "eval_every",
+            "eval_samples": "eval_samples",
         },
     }
     out: dict[str, Any] = {}

@@ -64,6 +64,8 @@ class TrainConfig:
     sample_every: int = 400
     checkpoint_every: int = 1000
     num_samples: int = 100  # images in each sample grid
+    eval_every: int | None = None  # MNIST: FID etc. every N steps; keeps checkpoints/best.pt
+    eval_samples: int = 2000
 
 
 @dataclass
@@ -183,6 +185,10 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise GanforgeError(f"unknown optimizer {optim.optimizer!r}; choose adam or sgd")
     t = cfg.train
     counts = ("steps", "batch_size", "k", "log_every", "sample_every", "checkpoint_every")
+    if t.eval_every is not None and t.eval_every < 1:
+        raise GanforgeError(f"train.eval_every must be at least 1, got {t.eval_every}")
+    if t.eval_samples < 10:
+        raise GanforgeError(f"train.eval_samples must be at least 10, got {t.eval_samples}")
     for name in (*counts, "num_samples"):
         if getattr(t, name) < 1:
             raise GanforgeError(f"train.{name} must be at least 1, got {getattr(t, name)}")

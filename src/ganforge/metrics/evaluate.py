@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,9 @@ from ganforge.errors import GanforgeError
 from ganforge.metrics.classes import class_coverage, classifier_score
 from ganforge.metrics.frechet import fid
 from ganforge.metrics.kid import kid
-from ganforge.metrics.memorization import memorization
+from ganforge.metrics.memorization import memorization, nearest_distances
 from ganforge.metrics.parzen import choose_sigma, parzen
-from ganforge.metrics.precision_recall import precision_recall
+from ganforge.metrics.precision_recall import kth_radii, precision_recall
 from ganforge.metrics.reference import MnistNet, load_reference
 
 
@@ -53,14 +54,20 @@ class RealData:
     test_feats: Tensor = field(init=False)
     test_pixels: Tensor = field(init=False)  # [0, 1], flattened, for Parzen
 
-    test_nn: Tensor = field(init=False)  # each test image's distance to its nearest train image
-
     def __post_init__(self) -> None:
-        from ganforge.metrics.memorization import nearest_distances
-
         self.test_feats, _ = embed(self.net, to_float(self.test.images))
         self.test_pixels = self.test.images.flatten(1).double() / 255
-        self.test_nn, _ = nearest_distances(to_float(self.test.images), to_float(self.train.images))
+
+    @cached_property
+    def test_radii(self) -> Tensor:
+        """k = 3 ball radii of the test features (the real manifold for precision)."""
+        return kth_radii(self.test_feats)
+
+    @cached_property
+    def test_nn(self) -> Tensor:
+        """Each test image's distance to its nearest training image (computed on first use)."""
+        distances, _ = nearest_distances(to_float(self.test.images), to_float(self.train.images))
+        return distances
 
 
 def load_real(
@@ -76,7 +83,11 @@ def load_real(
 
 
 def evaluate_images(
-    images: Tensor, real: RealData, with_parzen: bool = True, with_memorization: bool = True
+    images: Tensor,
+    real: RealData,
+    with_parzen: bool = True,
+    with_memorization: bool = True,
+    kid_subsets: int = 100,
 ) -> dict[str, Any]:
     """All metrics of ``images`` (float NCHW in [-1, 1], shape (N, 1, 28, 28))."""
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
@@ -96,10 +107,13 @@ def evaluate_images(
         return value
 
     out["fid"] = timed("fid", lambda: fid(feats.numpy(), real.test_feats.numpy()))
-    kid_mean, kid_std = timed("kid", lambda: kid(feats.numpy(), real.test_feats.numpy()))
+    kid_mean, kid_std = timed(
+        "kid", lambda: kid(feats.numpy(), real.test_feats.numpy(), kid_subsets)
+    )
     out["kid"], out["kid_std"] = kid_mean, kid_std
     out["precision"], out["recall"] = timed(
-        "precision_recall", lambda: precision_recall(real.test_feats, feats)
+        "precision_recall",
+        lambda: precision_recall(real.test_feats, feats, real_radii=real.test_radii),
     )
     out["classifier_score"] = classifier_score(probs)
     cov = class_coverage(probs)

@@ -11,7 +11,9 @@ import torch
 from torch import Tensor
 
 
-def _kth_radii(x: Tensor, k: int, batch: int) -> Tensor:
+def kth_radii(x: Tensor, k: int = 3, batch: int = 1000) -> Tensor:
+    """Each point's distance to its k-th nearest neighbour within ``x``: its ball's radius."""
+    x = x.double()
     radii = []
     for i in range(0, len(x), batch):
         d = torch.cdist(x[i : i + batch], x)
@@ -29,13 +31,17 @@ def _inside(points: Tensor, centres: Tensor, radii: Tensor, batch: int) -> Tenso
 
 
 def precision_recall(
-    real: Tensor, fake: Tensor, k: int = 3, batch: int = 1000
+    real: Tensor, fake: Tensor, k: int = 3, batch: int = 1000, real_radii: Tensor | None = None
 ) -> tuple[float, float]:
-    """(precision, recall) of ``fake`` (N, D) features against ``real`` (M, D) features."""
+    """(precision, recall) of ``fake`` (N, D) features against ``real`` (M, D) features.
+
+    ``real_radii`` (from :func:`kth_radii`) saves recomputing the real manifold each call."""
     real, fake = real.double(), fake.double()
     if len(real) <= k or len(fake) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} points in each set")
-    real_radii, fake_radii = _kth_radii(real, k, batch), _kth_radii(fake, k, batch)
+    if real_radii is None:
+        real_radii = kth_radii(real, k, batch)
+    fake_radii = kth_radii(fake, k, batch)
     precision = _inside(fake, real, real_radii, batch).double().mean().item()
     recall = _inside(real, fake, fake_radii, batch).double().mean().item()
     return precision, recall

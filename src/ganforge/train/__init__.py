@@ -26,6 +26,8 @@ RESUMABLE = {
     "train.checkpoint_every",
     "data.root",
     "data.download",
+    "train.eval_every",
+    "train.eval_samples",
 }
 
 

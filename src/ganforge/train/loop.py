@@ -98,10 +98,22 @@ class Trainer:
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.z_fixed, self.y_fixed = fixed_noise(t.num_samples, m.z_dim, g.num_classes, t.seed)
         self.step = 0
+        self.best_fid = math.inf
+        self.real = self._eval_data() if t.eval_every else None
         if checkpoint is not None:
             self._restore(checkpoint)
 
     # -- set-up -----------------------------------------------------------------------------
+    def _eval_data(self):
+        """The real MNIST side of in-training evaluation, loaded before any output is written."""
+        from ganforge.metrics.evaluate import load_real
+
+        if (self.spec.channels, self.spec.image_size) != (1, 28):
+            raise GanforgeError(
+                "--eval-every measures against MNIST: it needs 28x28 grayscale data"
+            )
+        return load_real(self.cfg.data.root, download=self.cfg.data.download)
+
     def _optimizer(self, module: torch.nn.Module) -> torch.optim.Optimizer:
         o = self.cfg.optim
         if o.optimizer == "adam":
@@ -127,6 +139,7 @@ class Trainer:
             "scaler_g": self.scaler_g.state_dict(),
             "scaler_d": self.scaler_d.state_dict(),
             "sampler": self.sampler.state_dict(),
+            "best_fid": self.best_fid,
             "rng": rng,
         }
 
@@ -156,6 +169,7 @@ class Trainer:
         if "mps" in state["rng"] and self.device.type == "mps":
             torch.mps.set_rng_state(state["rng"]["mps"])
         self.step = int(state["step"])
+        self.best_fid = float(state.get("best_fid", math.inf))
 
     # -- the game ---------------------------------------------------------------------------
     def _noise(self, n: int) -> torch.Tensor:
@@ -213,6 +227,46 @@ class Trainer:
 
     def save(self) -> None:
         save_checkpoint(self.run_dir / LAST, self.state_dict())
+
+    def evaluate(self, log: MetricsLog) -> dict[str, float]:
+        """FID, KID, precision/recall and coverage of the EMA generator at fixed noise (its own
+        RNG, so training randomness is untouched); a new best FID also saves best.pt."""
+        from ganforge.metrics.evaluate import evaluate_images
+
+        n = self.cfg.train.eval_samples
+        g = torch.Generator().manual_seed(self.cfg.train.seed + 777)
+        z = torch.randn(n, self.cfg.model.z_dim, generator=g)
+        y = torch.arange(n) % self.g.num_classes if self.conditional else None
+        with torch.inference_mode():
+            images = torch.cat(
+                [
+                    self.ema.model(
+                        z[i : i + 500].to(self.device),
+                        None if y is None else y[i : i + 500].to(self.device),
+                    )
+                    .float()
+                    .cpu()
+                    for i in range(0, n, 500)
+                ]
+            )
+        full = evaluate_images(
+            images, self.real, with_parzen=False, with_memorization=False, kid_subsets=10
+        )
+        keys = (
+            "fid",
+            "kid",
+            "precision",
+            "recall",
+            "classifier_score",
+            "classes_covered",
+            "confident_fraction",
+        )
+        metrics = {f"eval/{k}": float(full[k]) for k in keys}
+        log.scalars(self.step, metrics)
+        if full["fid"] < self.best_fid:
+            self.best_fid = full["fid"]
+            save_checkpoint(self.run_dir / "checkpoints" / "best.pt", self.state_dict())
+        return metrics
 
     def _write_samples(self, log: MetricsLog) -> None:
         grid = grid_image(self.samples(), nrow=10)
@@ -272,6 +326,16 @@ class Trainer:
                     window_steps, window_start = 0, time.perf_counter()
                 if self.step % t.sample_every == 0:
                     self._write_samples(log)
+                if t.eval_every and self.step % t.eval_every == 0:
+                    eval_start = time.perf_counter()
+                    metrics = self.evaluate(log)
+                    bar.write(
+                        f"step {self.step}: FID {metrics['eval/fid']:.2f}, "
+                        f"{metrics['eval/classes_covered']:.0f} classes covered"
+                    )
+                    # Evaluation time is not training time: leave it out of images/s.
+                    window_start += time.perf_counter() - eval_start
+                    started += time.perf_counter() - eval_start
                 if self.step % t.checkpoint_every == 0:
                     self._check_finite(acc.tolist())  # never checkpoint diverged weights
                     self.save()
