@@ -171,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", metavar="DIR", help="MNIST IDX folder (default: as for train)")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen estimate")
     e.add_argument(
+        "--inception",
+        metavar="PTH",
+        help="also FID/KID/IS on Inception-v3, from pytorch-fid's pt_inception-2015-12-05 file",
+    )
+    e.add_argument(
         "--out",
         "-o",
         help="JSON report (default: RUN_DIR/evaluation.json or <source>-evaluation.json)",
@@ -298,7 +303,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.num < 2:
         raise GanforgeError(f"--num must be at least 2, got {args.num}")
-    result, floor = evaluate(args.source, args.data_dir, args.num, not args.no_parzen)
+    result, floor = evaluate(
+        args.source, args.data_dir, args.num, not args.no_parzen, inception=args.inception
+    )
     print(format_table(result, floor))
     source = Path(args.source)
     out = (

@@ -158,6 +158,9 @@ ROWS = [  # key, label, how to read it
     ("mean_confidence", "mean confidence", "higher is better"),
     ("memorized_fraction", "closer to train than 1% of test", "~0.01 is healthy"),
     ("parzen", "Parzen log-likelihood (test)", "higher is better"),
+    ("fid_inception", "FID (Inception-v3)", "lower is better"),
+    ("kid_inception", "KID (Inception-v3)", "lower is better"),
+    ("inception_score", "Inception Score", "higher is better"),
 ]
 
 
@@ -209,8 +212,35 @@ def evaluate(
     n: int = 10_000,
     with_parzen: bool = True,
     real: RealData | None = None,
+    inception: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Metrics of ``source`` (run folder, checkpoint, .npz or image folder) and the floor."""
     images = load_images(source, n)
+    model = None
+    if inception is not None:
+        from ganforge.metrics.inception import load_inception
+
+        model = load_inception(inception)  # before the slow part: a bad path fails at once
     real = real or load_real(data_dir)
-    return evaluate_images(images, real, with_parzen), real_floor(real, with_parzen)
+    result, floor = evaluate_images(images, real, with_parzen), real_floor(real, with_parzen)
+    if model is not None:
+        reference = to_float(real.test.images[: len(images)])
+        result.update(inception_metrics(images, reference, model))
+        floor.update(inception_metrics(real.stand_in[: len(images)], reference, model))
+    return result, floor
+
+
+def inception_metrics(images: Tensor, reference: Tensor, model) -> dict[str, float]:
+    """FID and KID on Inception-v3 pool features against ``reference`` images, and the
+    Inception Score of ``images`` (all float NCHW in [-1, 1]). Slow on a CPU: about 20
+    images/s at 299x299; use a GPU for 10,000."""
+    from ganforge.metrics.inception import inception_embed
+
+    feats, probs = inception_embed(model, images)
+    ref_feats, _ = inception_embed(model, reference)
+    kid_mean, _ = kid(feats.numpy(), ref_feats.numpy())
+    return {
+        "fid_inception": fid(feats.numpy(), ref_feats.numpy()),
+        "kid_inception": kid_mean,
+        "inception_score": classifier_score(probs),
+    }
