@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--width", type=int, help="base channel/unit count (default: the network's)")
     g.add_argument("--loss", help=f"one of: {', '.join(LOSSES)} (default nonsaturating)")
     g = t.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, help="generator steps (default 2000)")
+    g.add_argument("--steps", type=int, help="generator steps (default 1600)")
     g.add_argument("--epochs", type=float, help="train this many passes over the data instead")
     g.add_argument("--batch-size", type=int, metavar="B", help="default 64")
     g.add_argument("--lr", type=float, help="learning rate (default: the network's)")

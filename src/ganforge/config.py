@@ -52,7 +52,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000  # generator steps
+    steps: int = 1600  # generator steps
     epochs: float | None = None  # if set, overrides steps
     batch_size: int = 64
     k: int = 1  # discriminator steps per generator step
@@ -62,7 +62,7 @@ class TrainConfig:
     amp: str = "auto"  # auto | off | bf16 | fp16
     log_every: int = 50
     sample_every: int = 400
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 800
     num_samples: int = 100  # images in each sample grid
     eval_every: int | None = None  # MNIST: FID etc. every N steps; keeps checkpoints/best.pt
     eval_samples: int = 2000
