@@ -10,8 +10,8 @@ import torch
 from torchvision.models import inception
 
 from ganforge.errors import GanforgeError
-from ganforge.metrics.evaluate import inception_metrics
-from ganforge.metrics.inception import FIDInception, inception_embed, load_inception
+from ganforge.metrics.evaluate import embed, inception_metrics
+from ganforge.metrics.inception import FIDInception, load_inception
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def weights(tmp_path_factory) -> Path:
 
 def test_random_weights_load_and_give_pool_features_and_probabilities(weights: Path):
     model = load_inception(weights)
-    feats, probs = inception_embed(model, torch.rand(3, 1, 28, 28) * 2 - 1)
+    feats, probs = embed(model, torch.rand(3, 1, 28, 28) * 2 - 1, batch=2)
     assert feats.shape == (3, 2048) and probs.shape == (3, 1008)
     assert torch.allclose(probs.sum(1), torch.ones(3, dtype=probs.dtype), atol=1e-5)
     result = inception_metrics(

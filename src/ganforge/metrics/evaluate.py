@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganforge.data import ImageSet, load_image_folder, load_mnist, to_float
 from ganforge.errors import GanforgeError
@@ -32,8 +32,9 @@ from ganforge.metrics.reference import MnistNet, load_reference
 
 
 @torch.inference_mode()
-def embed(net: MnistNet, images: Tensor, batch: int = 1000) -> tuple[Tensor, Tensor]:
-    """Reference features (N, 128) and class probabilities (N, 10) of float [-1, 1] images."""
+def embed(net: nn.Module, images: Tensor, batch: int = 1000) -> tuple[Tensor, Tensor]:
+    """Features and class probabilities of float [-1, 1] images, for a network with
+    ``features`` and ``head`` (the reference net: (N, 128), (N, 10); Inception: 2048, 1008)."""
     feats, probs = [], []
     for i in range(0, len(images), batch):
         h = net.features(images[i : i + batch].float())
@@ -234,10 +235,8 @@ def inception_metrics(images: Tensor, reference: Tensor, model) -> dict[str, flo
     """FID and KID on Inception-v3 pool features against ``reference`` images, and the
     Inception Score of ``images`` (all float NCHW in [-1, 1]). Slow on a CPU: about 20
     images/s at 299x299; use a GPU for 10,000."""
-    from ganforge.metrics.inception import inception_embed
-
-    feats, probs = inception_embed(model, images)
-    ref_feats, _ = inception_embed(model, reference)
+    feats, probs = embed(model, images, batch=50)
+    ref_feats, _ = embed(model, reference, batch=50)
     kid_mean, _ = kid(feats.numpy(), ref_feats.numpy())
     return {
         "fid_inception": fid(feats.numpy(), ref_feats.numpy()),

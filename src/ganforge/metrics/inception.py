@@ -7,7 +7,7 @@ the zero padding (TensorFlow's default) and the last block pools by maximum. The
 below make only those changes; names match, so the file loads as a plain state dict.
 
 Input: float32 NCHW in [-1, 1], any size, 1 or 3 channels (gray is repeated); images are
-resized to 299x299. Output: (N, 2048) pool features, and (N, 1008) class probabilities.
+resized to 299x299. ``features``: (N, 2048) pool features; ``forward``: (N, 1008) class logits.
 """
 
 from __future__ import annotations
@@ -93,8 +93,13 @@ class FIDInception(nn.Module):
             x = layer(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
+    @property
+    def head(self) -> nn.Module:
+        """Pool features -> 1008 class logits (so :func:`metrics.evaluate.embed` serves both)."""
+        return self.net.fc
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.net.fc(self.features(x))
+        return self.head(self.features(x))
 
 
 def load_inception(path: str | Path | None) -> FIDInception:
@@ -117,14 +122,3 @@ def load_inception(path: str | Path | None) -> FIDInception:
     except RuntimeError:
         raise GanforgeError(f"{path} does not hold FID Inception-v3 weights") from None
     return model.eval().requires_grad_(False)
-
-
-@torch.inference_mode()
-def inception_embed(model: FIDInception, images: Tensor, batch: int = 50) -> tuple[Tensor, Tensor]:
-    """(N, 2048) features and (N, 1008) softmax probabilities of float [-1, 1] images."""
-    feats, probs = [], []
-    for i in range(0, len(images), batch):
-        h = model.features(images[i : i + batch].float())
-        feats.append(h)
-        probs.append(model.net.fc(h).softmax(1))
-    return torch.cat(feats), torch.cat(probs)
