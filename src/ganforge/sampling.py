@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
-from ganforge.nets import DataSpec, build_networks
+from ganforge.nets import DataSpec, build_networks, generate
 from ganforge.train.checkpoint import load_checkpoint, load_state
 from ganforge.train.device import pick_device
 
@@ -52,13 +52,8 @@ class LoadedGenerator:
             return torch.arange(n, device=self.device) % self.num_classes
         return None
 
-    @torch.inference_mode()
     def __call__(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        out = []
-        for i in range(0, len(z), 500):  # bounded memory for large requests
-            y = None if labels is None else labels[i : i + 500]
-            out.append(self.generator(z[i : i + 500].to(self.device), y).float().cpu())
-        return torch.cat(out)
+        return generate(self.generator, z, labels)
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:

@@ -65,9 +65,14 @@ class RealData:
         return kth_radii(self.test_feats)
 
     @cached_property
+    def train_float(self) -> Tensor:
+        """All training images as float [-1, 1], converted once for nearest-neighbour search."""
+        return to_float(self.train.images)
+
+    @cached_property
     def test_nn(self) -> Tensor:
         """Each test image's distance to its nearest training image (computed on first use)."""
-        distances, _ = nearest_distances(to_float(self.test.images), to_float(self.train.images))
+        distances, _ = nearest_distances(to_float(self.test.images), self.train_float)
         return distances
 
 
@@ -122,9 +127,9 @@ def evaluate_images(
     out["class_histogram"] = cov.histogram
     out["confident_fraction"] = (probs.max(1).values >= 0.9).double().mean().item()
     if with_memorization:
-        train = to_float(real.train.images)
         mem = timed(
-            "memorization", lambda: memorization(images, train, test_distances=real.test_nn)
+            "memorization",
+            lambda: memorization(images, real.train_float, test_distances=real.test_nn),
         )
         out["memorized_fraction"] = mem.fraction_copied
         out["median_nn_distance"] = mem.median_sample_distance

@@ -7,7 +7,8 @@ labels) to one logit per image, shape (N,). Generators expose ``z_dim`` and ``nu
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 from ganforge.nets import dcgan, mlp2014
@@ -50,4 +51,18 @@ def build_networks(
     return family.build(spec, z_dim or family.z_dim, width or family.width, num_classes)
 
 
-__all__ = ["NETWORKS", "DataSpec", "NetworkFamily", "build_networks"]
+@torch.inference_mode()
+def generate(
+    generator: nn.Module, z: Tensor, labels: Tensor | None = None, batch: int = 500
+) -> Tensor:
+    """Run ``generator`` over ``z`` (and ``labels``) in batches, on the generator's device;
+    images come back as float32 on the CPU. Memory stays bounded for large requests."""
+    device = next(generator.parameters()).device
+    out = []
+    for i in range(0, len(z), batch):
+        y = None if labels is None else labels[i : i + batch].to(device)
+        out.append(generator(z[i : i + batch].to(device), y).float().cpu())
+    return torch.cat(out)
+
+
+__all__ = ["NETWORKS", "DataSpec", "NetworkFamily", "build_networks", "generate"]

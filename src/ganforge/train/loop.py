@@ -22,7 +22,7 @@ from ganforge.data import ImageSet, load_dataset
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError
 from ganforge.losses import build_loss
-from ganforge.nets import DataSpec, build_networks
+from ganforge.nets import DataSpec, build_networks, generate
 from ganforge.train.checkpoint import LAST, load_state, save_checkpoint
 from ganforge.train.device import amp_dtype, autocast, channels_last, pick_device
 from ganforge.train.ema import EMA
@@ -237,18 +237,7 @@ class Trainer:
         g = torch.Generator().manual_seed(self.cfg.train.seed + 777)
         z = torch.randn(n, self.cfg.model.z_dim, generator=g)
         y = torch.arange(n) % self.g.num_classes if self.conditional else None
-        with torch.inference_mode():
-            images = torch.cat(
-                [
-                    self.ema.model(
-                        z[i : i + 500].to(self.device),
-                        None if y is None else y[i : i + 500].to(self.device),
-                    )
-                    .float()
-                    .cpu()
-                    for i in range(0, n, 500)
-                ]
-            )
+        images = generate(self.ema.model, z, y)
         full = evaluate_images(
             images, self.real, with_parzen=False, with_memorization=False, kid_subsets=10
         )
