@@ -19,6 +19,9 @@ import pytest
 import torch
 
 from ganforge.config import RunConfig, merge
+from ganforge.data import load_mnist, to_float
+from ganforge.metrics.evaluate import RealData
+from ganforge.metrics.reference import load_reference
 from ganforge.train import train
 
 # The models here are tiny: one thread is faster than two, and stays fast when another
@@ -94,6 +97,22 @@ def cond_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("session") / "cond"
     train(tiny_config(model={"network": "dcgan-cond"}), run_dir, progress=False)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def small_real() -> RealData:
+    """The real side of the metrics on small MNIST subsets (3,000 train, 600 test)."""
+    if not MNIST_DIR.exists():
+        pytest.skip("MNIST files not beside the checkout")
+    train_set = load_mnist(MNIST_DIR, "train", download=False).subset(3000)
+    test = load_mnist(MNIST_DIR, "test", download=False).subset(600)
+    return RealData(
+        train_set,
+        test,
+        to_float(train_set.images[:600]),
+        to_float(train_set.images[2000:2300]),
+        load_reference(),
+    )
 
 
 # -- running the command in a fresh process ------------------------------------------------

@@ -99,6 +99,10 @@ IN_PROCESS_CASES = [
     "sample-existing-png-folder",
     "sample-checkpoint-starts-like-a-pickle",
     "sample-negative-nrow",
+    "reproduce-mnist-missing",
+    "reproduce-into-another-run",
+    "reproduce-unknown-paper",
+    "reproduce-zero-steps",
 ]
 
 # Fragments each error line must contain, so that the test cannot pass on some other error.
@@ -130,6 +134,10 @@ EXPECT = {
     "sample-existing-png-folder": ["already exists"],
     "sample-checkpoint-starts-like-a-pickle": ["pickle.pt"],
     "sample-negative-nrow": ["nrow"],
+    "reproduce-mnist-missing": ["missing", "train-images-idx3-ubyte"],
+    "reproduce-into-another-run": ["dcgan", "not this reproduction"],
+    "reproduce-unknown-paper": ["reproduction", "nosuchpaper"],
+    "reproduce-zero-steps": ["steps", "at least 1"],
 }
 
 
@@ -262,6 +270,13 @@ def bad_inputs(tmp_path_factory, uncond_run: Path, cond_run: Path) -> dict[str, 
         cases[case] = BadInput(
             ["interpolate", str(run), *args, "--out", str(out)], [out, out.parent]
         )
+    gf = ["reproduce", "goodfellow2014", "--no-download", "--quiet", "--data-dir", str(empty)]
+    out = tmp / "reproduced"
+    cases["reproduce-mnist-missing"] = BadInput([*gf, "--out", str(out)], [out])
+    other = _copy_run(uncond_run, tmp / "reproduce-other")
+    cases["reproduce-into-another-run"] = BadInput([*gf, "--out", str(other)], unchanged=other)
+    cases["reproduce-unknown-paper"] = BadInput(["reproduce", "nosuchpaper", "--out", str(out)])
+    cases["reproduce-zero-steps"] = BadInput([*gf, "--steps", "0", "--out", str(out)], [out])
     cases["sample-existing-png-folder"].unchanged = existing
     cases["sample-class-out-of-range"].unchanged = cond_run
     cases["sample-class-unconditional"].unchanged = uncond_run

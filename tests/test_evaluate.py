@@ -18,25 +18,11 @@ from ganforge.metrics.evaluate import (
     load_images,
     real_floor,
 )
-from ganforge.metrics.reference import load_reference
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 pytestmark = pytest.mark.skipif(
     not MNIST_DIR.exists(), reason="MNIST files not beside the checkout"
 )
-
-
-@pytest.fixture(scope="module")
-def small_real() -> RealData:
-    train = load_mnist(MNIST_DIR, "train", download=False).subset(3000)
-    test = load_mnist(MNIST_DIR, "test", download=False).subset(600)
-    return RealData(
-        train,
-        test,
-        to_float(train.images[:600]),
-        to_float(train.images[2000:2300]),
-        load_reference(),
-    )
 
 
 def test_held_out_real_images_score_like_the_floor_and_noise_does_not(small_real: RealData):

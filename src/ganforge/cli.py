@@ -38,6 +38,13 @@ EVALUATE_EXAMPLES = """examples:
 """
 
 
+REPRODUCE_EXAMPLES = """examples:
+  ganforge reproduce goodfellow2014 --data-dir ../shared/datasets/mnist
+  ganforge reproduce goodfellow2014 --steps 20000 --out runs/gf2014-long
+  ganforge reproduce goodfellow2014 --out runs/gf2014   # again: continues or re-measures
+"""
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -50,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="ganforge",
-        description="Generative adversarial networks: train, sample, interpolate, evaluate.",
+        description="Generative adversarial networks: train, sample, interpolate, evaluate "
+        "and reproduce published results.",
         epilog="example:\n  ganforge train --data-dir ../shared/datasets/mnist --out runs/demo\n"
         "  ganforge sample runs/demo -n 64 --out grid.png\n\n"
         "'ganforge COMMAND --help' shows each command's options.",
@@ -180,6 +188,25 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         help="JSON report (default: RUN_DIR/evaluation.json or <source>-evaluation.json)",
     )
+    from ganforge.reproduce import REPRODUCTIONS
+
+    r = sub.add_parser(
+        "reproduce",
+        help="re-run a published experiment and print our numbers beside the paper's",
+        epilog=REPRODUCE_EXAMPLES,
+        formatter_class=_formatter,
+        description="Train a paper's model with ganforge, measure it with the paper's protocol "
+        "and print the paper's table beside ours and the real-data floor. Known: "
+        + "; ".join(f"{n}: {REPRODUCTIONS.get(n).description}" for n in REPRODUCTIONS.names()),
+    )
+    r.add_argument("name", metavar="NAME", help="one of: " + ", ".join(REPRODUCTIONS.names()))
+    r.add_argument("--data-dir", metavar="DIR", help="MNIST IDX folder (default: as for train)")
+    r.add_argument("--out", "-o", help="run folder (default: runs/NAME)")
+    r.add_argument("--steps", type=int, help="generator steps (default: the recipe's)")
+    r.add_argument("-n", "--num", type=int, default=10_000, help="samples to measure (10000)")
+    r.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    r.add_argument("--no-download", action="store_true", help="never download missing MNIST")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -323,11 +350,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from ganforge.reproduce import REPRODUCTIONS
+
+    reproduction = REPRODUCTIONS.get(args.name)
+    options: dict[str, Any] = {"steps": args.steps} if args.steps is not None else {}
+    result = reproduction.run(
+        args.out or Path("runs") / args.name,
+        data_dir=args.data_dir,
+        samples=args.num,
+        device=args.device,
+        download=not args.no_download,
+        progress=not args.quiet,
+        **options,
+    )
+    print(result.summary())
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train,
     "sample": cmd_sample,
     "interpolate": cmd_interpolate,
     "evaluate": cmd_evaluate,
+    "reproduce": cmd_reproduce,
 }
 
 

@@ -80,6 +80,15 @@ class MaxoutDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
+@torch.no_grad()
+def init_output_bias(generator: MLPGenerator, mean_image: Tensor) -> None:
+    """Start the sigmoid outputs at the data's mean pixel values, as the paper's released
+    configuration did: the first samples are the mean digit rather than flat grey, and the
+    discriminator cannot win on brightness alone."""
+    p = ((mean_image.flatten() + 1) / 2).clamp(1e-3, 1 - 1e-3)
+    generator.net[-1].bias.copy_(torch.logit(p))
+
+
 def build(spec, z_dim: int, width: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
     shape = (spec.channels, spec.image_size, spec.image_size)
     g = MLPGenerator(z_dim, shape, hidden=width, num_classes=num_classes)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,9 @@ class NetworkFamily:
     """A registered pair of networks and the training defaults the family was designed with.
 
     ``build(spec, z_dim, width, num_classes)`` returns ``(generator, discriminator)``; a
-    ``num_classes`` of 0 means unconditional.
+    ``num_classes`` of 0 means unconditional. ``init_from_data(generator, mean_image)``, if
+    set, adjusts a new generator to the data before training; ``mean_image`` is the training
+    set's mean, float CHW in [-1, 1].
     """
 
     build: Callable[[DataSpec, int, int, int], tuple[nn.Module, nn.Module]]
@@ -32,3 +34,4 @@ class NetworkFamily:
     width: int
     optim: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    init_from_data: Callable[[nn.Module, Tensor], None] | None = None

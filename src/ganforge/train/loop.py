@@ -22,7 +22,7 @@ from ganforge.data import ImageSet, load_dataset
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError
 from ganforge.losses import build_loss
-from ganforge.nets import DataSpec, build_networks, generate
+from ganforge.nets import NETWORKS, DataSpec, build_networks, generate
 from ganforge.train.checkpoint import LAST, load_state, save_checkpoint
 from ganforge.train.device import amp_dtype, autocast, channels_last, pick_device
 from ganforge.train.ema import EMA
@@ -85,6 +85,9 @@ class Trainer:
 
         m = cfg.model
         g, d = build_networks(m.network, self.spec, m.z_dim, m.width)
+        family = NETWORKS.get(m.network)
+        if checkpoint is None and family.init_from_data is not None:
+            family.init_from_data(g, data.images.float().mean(0) / 127.5 - 1)
         self.g, self.d = g.to(self.device), d.to(self.device)
         if channels_last(self.d):
             channels_last(self.g)
