@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ganforge.config import RunConfig, merge
 from ganforge.data import ImageSet, load_mnist, to_float
-from ganforge.metrics.classes import class_coverage
+from ganforge.metrics.classes import class_coverage, confident_fraction
 from ganforge.metrics.evaluate import embed
 from ganforge.metrics.frechet import fid
 from ganforge.metrics.reference import load_reference
@@ -70,10 +70,9 @@ class Probe:
     def images(self, images: torch.Tensor) -> dict[str, float]:
         feats, probs = embed(self.net, images)
         cov = class_coverage(probs)
-        confident = (probs.max(1).values >= RECOGNIZABLE_CONFIDENCE).double().mean().item()
         return {
             "fid": fid(feats.numpy(), self.test_np),
-            "confident_fraction": confident,
+            "confident_fraction": confident_fraction(probs, RECOGNIZABLE_CONFIDENCE),
             "classes_covered": cov.covered,
         }
 

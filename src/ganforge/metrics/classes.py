@@ -24,6 +24,11 @@ def class_coverage(probs: Tensor) -> Coverage:
     return Coverage(counts.tolist(), covered, probs.max(1).values.double().mean().item())
 
 
+def confident_fraction(probs: Tensor, threshold: float = 0.9) -> float:
+    """Fraction of rows of ``probs`` (N, K) whose top class probability is >= ``threshold``."""
+    return (probs.max(1).values >= threshold).double().mean().item()
+
+
 def classifier_score(probs: Tensor, eps: float = 1e-12) -> float:
     """exp(E[KL(p(y|x) || p(y))]): from 1 (no information) to K (confident and balanced)."""
     p = probs.double().clamp_min(eps)

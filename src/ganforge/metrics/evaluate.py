@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ganforge.data import ImageSet, load_image_folder, load_mnist, to_float
 from ganforge.errors import GanforgeError
-from ganforge.metrics.classes import class_coverage, classifier_score
+from ganforge.metrics.classes import class_coverage, classifier_score, confident_fraction
 from ganforge.metrics.frechet import fid
 from ganforge.metrics.kid import kid
 from ganforge.metrics.memorization import memorization, nearest_distances
@@ -125,7 +125,7 @@ def evaluate_images(
     cov = class_coverage(probs)
     out["classes_covered"], out["mean_confidence"] = cov.covered, cov.mean_confidence
     out["class_histogram"] = cov.histogram
-    out["confident_fraction"] = (probs.max(1).values >= 0.9).double().mean().item()
+    out["confident_fraction"] = confident_fraction(probs)
     if with_memorization:
         mem = timed(
             "memorization",
