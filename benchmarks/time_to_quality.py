@@ -77,9 +77,11 @@ class Probe:
         }
 
     def generator(self, g: torch.nn.Module, z_dim: int, n: int | None = None) -> dict[str, float]:
+        """A conditional generator is asked for each class in turn, an equal share of each."""
         n = n or self.samples
         z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(self.seed))
-        return self.images(generate(g, z))
+        labels = torch.arange(n) % g.num_classes if g.num_classes else None
+        return self.images(generate(g, z, labels))
 
     def floor(self, n: int | None = None) -> dict[str, float]:
         return self.images(to_float(self.train.images[: n or self.samples]))
@@ -140,11 +142,18 @@ def no_channels_last(trainer: Trainer) -> None:
         trainer.data.images = trainer.data.images.contiguous()
 
 
-SYNC_EVERY_STEP = "sync_every_step"  # handled in the loop: read the statistics each step
+def no_fused_adam(trainer: Trainer) -> None:
+    """PyTorch's default Adam on the CPU: a loop over the parameters, several ops each."""
+    for name in ("opt_g", "opt_d"):
+        fused = getattr(trainer, name)
+        group = fused.param_groups[0]
+        plain = torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"])
+        setattr(trainer, name, plain)
 
 ABLATIONS: dict[str, Callable[[Trainer], None] | None] = {
     "preloaded_uint8_data": no_preloaded_data,
     "channels_last": no_channels_last,
+    "fused_adam": no_fused_adam,
     "stats_on_device": None,  # off = read losses to the host after every step
 }
 
@@ -261,7 +270,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data-dir", default=os.environ.get("GANFORGE_DATA"))
-    parser.add_argument("--networks", nargs="*", default=["dcgan", "mlp2014"])
+    parser.add_argument("--networks", nargs="*", default=["dcgan", "dcgan-cond", "mlp2014"])
     parser.add_argument("--budget", type=float, default=600, help="training seconds per run")
     parser.add_argument("--probe-samples", type=int, default=2000)
     parser.add_argument("--ablate", action="store_true", help="also each optimization off")

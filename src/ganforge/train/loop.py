@@ -120,7 +120,12 @@ class Trainer:
     def _optimizer(self, module: torch.nn.Module) -> torch.optim.Optimizer:
         o = self.cfg.optim
         if o.optimizer == "adam":
-            return torch.optim.Adam(module.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
+            # One fused kernel per step instead of several ops per parameter: +8% DCGAN
+            # images/s on 2 CPU cores (benchmarks/README.md). MPS has no fused Adam.
+            fused = self.device.type in ("cpu", "cuda")
+            return torch.optim.Adam(
+                module.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), fused=fused
+            )
         return torch.optim.SGD(module.parameters(), lr=o.lr, momentum=o.momentum)
 
     def state_dict(self) -> dict[str, Any]:
