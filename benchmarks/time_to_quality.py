@@ -150,6 +150,7 @@ def no_fused_adam(trainer: Trainer) -> None:
         plain = torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"])
         setattr(trainer, name, plain)
 
+
 ABLATIONS: dict[str, Callable[[Trainer], None] | None] = {
     "preloaded_uint8_data": no_preloaded_data,
     "channels_last": no_channels_last,
