@@ -42,7 +42,7 @@ def load_image_folder(root: str | Path, image_size: int = 64, channels: int = 3)
     from torchvision.transforms import functional as TF  # imported here: slow to import
 
     mode = "L" if channels == 1 else "RGB"
-    arrays, labels, skipped = [], [], 0
+    arrays, labels, kept, skipped = [], [], [], 0
     for path, label in tqdm(files, desc=f"loading {root.name}", unit="img", leave=False):
         try:
             with Image.open(path) as img:
@@ -52,6 +52,7 @@ def load_image_folder(root: str | Path, image_size: int = 64, channels: int = 3)
             skipped += 1
             continue
         labels.append(label)
+        kept.append(str(path))
     if not arrays:
         raise GanforgeError(f"none of the {len(files)} image files in {root} could be read")
     if skipped:
@@ -62,4 +63,5 @@ def load_image_folder(root: str | Path, image_size: int = 64, channels: int = 3)
         torch.tensor(labels, dtype=torch.int64) if classes else None,
         class_names=classes,
         name=root.name,
+        paths=kept,
     )

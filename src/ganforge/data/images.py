@@ -21,6 +21,7 @@ class ImageSet:
     labels: Tensor | None = None
     class_names: list[str] = field(default_factory=list)
     name: str = ""
+    paths: list[str] = field(default_factory=list)  # image files, when read from a folder
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -42,11 +43,12 @@ class ImageSet:
 
     def to(self, device: torch.device | str) -> ImageSet:
         labels = None if self.labels is None else self.labels.to(device)
-        return ImageSet(self.images.to(device), labels, self.class_names, self.name)
+        return ImageSet(self.images.to(device), labels, self.class_names, self.name, self.paths)
 
     def subset(self, count: int) -> ImageSet:
         labels = None if self.labels is None else self.labels[:count]
-        return ImageSet(self.images[:count], labels, self.class_names, self.name)
+        paths = self.paths[:count]
+        return ImageSet(self.images[:count], labels, self.class_names, self.name, paths)
 
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor | None]:
         """Images at ``index`` as float32 NCHW in [-1, 1], and their labels."""

@@ -1,0 +1,228 @@
+"""The MNIST semi-supervised protocol of Salimans et al. (2016), with its baselines.
+
+For each labelled count N and seed: a balanced subset of N training images (N/10 per class,
+chosen by the seed) keeps its labels, all 60,000 training images serve as unlabelled data,
+and the error count is measured on the 10,000 test images. Beside it, the same classifier
+is trained supervised on the N labelled images alone, and on all 60,000 labels, so the gain
+is shown. Results go to ``semisupervised.json`` in the run folder after every seed, and a
+later call with the same settings skips the seeds already there (Ctrl-C loses one seed at
+most). Each seed's classifier is saved under ``models/``; ``classifier.pt`` is the first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganforge.atomic import atomic_write_bytes
+from ganforge.data import ImageSet, load_mnist
+from ganforge.errors import GanforgeError
+from ganforge.semisupervised.estimator import SemiSupervisedGAN, SupervisedClassifier
+from ganforge.semisupervised.labels import balanced_subset
+from ganforge.semisupervised.nets import CLASSIFIER_UNITS, GENERATOR_UNITS
+
+REPORT = "semisupervised.json"
+TEST_IMAGES = 10_000
+
+# Test errors out of 10,000 (mean +- std over seeds) as published, by labelled count.
+PUBLISHED: dict[int, list[tuple[str, float, float]]] = {
+    20: [("Improved GAN (Salimans et al., 2016)", 1677, 452)],
+    50: [("Improved GAN (Salimans et al., 2016)", 221, 136)],
+    100: [
+        ("Improved GAN (Salimans et al., 2016)", 93, 6.5),
+        ("Bad GAN (Dai et al., 2017)", 79.5, 9.8),
+    ],
+    200: [("Improved GAN (Salimans et al., 2016)", 90, 4.2)],
+}
+
+
+@dataclass
+class Settings:
+    """What a result depends on; a run folder continues only with equal settings."""
+
+    epochs: float = 10
+    batch_size: int = 100
+    lr: float = 3e-3
+    supervised_updates: int = 3000  # on the N labelled images alone
+    full_updates: int = 6000  # on all 60,000 labels (10 epochs)
+    units: tuple[int, ...] = CLASSIFIER_UNITS
+    generator_units: tuple[int, ...] = GENERATOR_UNITS
+
+    def __post_init__(self) -> None:  # JSON gives lists back
+        self.units, self.generator_units = tuple(self.units), tuple(self.generator_units)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+
+
+@dataclass
+class SemiSupervisedReport:
+    settings: Settings
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def errors(self, labels: int, method: str) -> list[int]:
+        return [r[method] for r in self.results if r["labels"] == labels]
+
+    def table(self) -> str:
+        """Markdown: test errors (of 10,000 for MNIST), mean +- sample std over seeds, and
+        the published rows for MNIST, per labelled count."""
+        lines = [
+            "| labels | method | test errors (mean ± std) | error % | seeds |",
+            "| ---: | --- | ---: | ---: | ---: |",
+        ]
+        names = {
+            "gan": "semi-supervised GAN (ours)",
+            "supervised": "same classifier, labelled images only",
+            "full": "same classifier, all training labels",
+        }
+        for n in sorted({r["labels"] for r in self.results}):
+            size = next(r["test_images"] for r in self.results if r["labels"] == n)
+            for method, name in names.items():
+                errs = self.errors(n, method)
+                mean, std = (
+                    float(np.mean(errs)),
+                    float(np.std(errs, ddof=1)) if len(errs) > 1 else 0.0,
+                )
+                pct = 100 * mean / size
+                lines.append(f"| {n} | {name} | {mean:.1f} ± {std:.1f} | {pct:.2f} | {len(errs)} |")
+            for name, mean, std in PUBLISHED.get(n, []) if size == TEST_IMAGES else []:
+                lines.append(
+                    f"| {n} | {name}, published | {mean:g} ± {std:g} | {mean / 100:.2f} | - |"
+                )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict(), "results": self.results}
+
+
+def _load_report(path: Path, settings: Settings) -> SemiSupervisedReport:
+    if not path.is_file():
+        return SemiSupervisedReport(settings)
+    try:
+        raw = json.loads(path.read_text())
+        old = Settings(**raw["settings"])
+    except (ValueError, KeyError, TypeError):
+        raise GanforgeError(f"{path} is not a semi-supervised report; use another --out") from None
+    if old != settings:
+        raise GanforgeError(
+            f"{path.parent} holds results for other settings ({old.to_dict()}); "
+            "use another --out to compare settings"
+        )
+    return SemiSupervisedReport(settings, raw["results"])
+
+
+def run_experiment(
+    out: str | Path,
+    data_dir: str | None = None,
+    labels: tuple[int, ...] = (100,),
+    seeds: int = 5,
+    settings: Settings | None = None,
+    device: str = "auto",
+    download: bool = True,
+    progress: bool = True,
+    data: tuple[ImageSet, ImageSet] | None = None,
+) -> SemiSupervisedReport:
+    """Run (or continue) the protocol into run folder ``out``; see the module docstring.
+    ``data`` (train, test) replaces MNIST, for tests and other labelled image sets."""
+    settings = settings or Settings()
+    if seeds < 1:
+        raise GanforgeError(f"--seeds must be at least 1, got {seeds}")
+    if settings.epochs <= 0:
+        raise GanforgeError(f"--epochs must be positive, got {settings.epochs}")
+    if data is None:
+        bad = [n for n in labels if n < 10 or n % 10]
+        if bad:  # before the data is read: MNIST has 10 classes
+            raise GanforgeError(f"--labels must be multiples of the 10 classes, got {bad[0]}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GanforgeError(f"--out {out} is a file, not a folder")
+    report = _load_report(out / REPORT, settings)
+    if data is None:
+        data = (
+            load_mnist(data_dir, "train", download=download),
+            load_mnist(data_dir, "test", download=download),
+        )
+    train, test = data
+    if train.labels is None or test.labels is None:
+        raise GanforgeError("the semi-supervised protocol needs labelled train and test images")
+    for n in labels:  # refuse bad counts before anything slow or written
+        balanced_subset(train.labels, n, 0)
+    done = {(r["labels"], r["seed"]) for r in report.results}
+    for n in labels:
+        for seed in range(seeds):
+            if (n, seed) in done:
+                continue
+            result = _one_seed(out, train, test, n, seed, settings, device, progress)
+            report.results.append(result)
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(out / REPORT, json.dumps(report.to_dict(), indent=2).encode())
+            if progress:
+                print(
+                    f"labels {n} seed {seed}: {result['gan']} errors (supervised only "
+                    f"{result['supervised']}, all labels {result['full']}), "
+                    f"{result['gan_seconds']:.0f} s"
+                )
+    return report
+
+
+def _one_seed(out, train, test, n, seed, settings, device, progress) -> dict[str, Any]:
+    chosen = balanced_subset(train.labels, n, seed)
+    x_lab, y_lab = train.images[chosen], train.labels[chosen]
+    s = settings
+
+    def errors(model) -> int:
+        return int((model.predict(test.images) != test.labels).sum())
+
+    start = time.perf_counter()
+    gan = SemiSupervisedGAN(
+        units=s.units,
+        generator_units=s.generator_units,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        device=device,
+        seed=seed,
+        progress=progress,
+    ).fit(x_lab, y_lab, train.images)
+    gan_seconds = time.perf_counter() - start
+    name = f"labels{n}-seed{seed}.pt"
+    gan.save(out / "models" / name)
+    if not (out / "classifier.pt").exists():
+        tmp = out / ".classifier.pt.tmp"
+        shutil.copyfile(out / "models" / name, tmp)
+        os.replace(tmp, out / "classifier.pt")
+    supervised = SupervisedClassifier(
+        units=s.units,
+        updates=s.supervised_updates,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        device=device,
+        seed=seed,
+        progress=progress,
+    ).fit(x_lab, y_lab)
+    full = SupervisedClassifier(
+        units=s.units,
+        updates=s.full_updates,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        device=device,
+        seed=seed,
+        progress=progress,
+    ).fit(train.images, train.labels)
+    return {
+        "labels": n,
+        "seed": seed,
+        "labelled_indices": chosen.tolist(),
+        "gan": errors(gan),
+        "supervised": errors(supervised),
+        "full": errors(full),
+        "gan_seconds": round(gan_seconds, 1),
+        "test_images": len(test),
+    }
