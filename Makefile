@@ -1,5 +1,5 @@
 # Two commands for a fresh machine:
-#   make demo   install into .venv, train the default DCGAN on MNIST, write sample grids
+#   make demo   install into .venv, train the class-conditional DCGAN on MNIST, write sample grids
 #   make test   install into .venv (with test tools) and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,9 +20,9 @@ install: $(BIN)/ganforge
 
 demo: install
 	rm -rf $(RUN)
-	$(BIN)/ganforge train $(DATA_FLAG) --out $(RUN)
+	$(BIN)/ganforge train $(DATA_FLAG) --network dcgan-cond --out $(RUN)
 	$(BIN)/ganforge sample $(RUN) -n 100 --nrow 10 --out $(RUN)/demo_grid.png
-	$(BIN)/ganforge interpolate $(RUN) --from 1 --to 2 --steps 30 --out $(RUN)/walk.gif
+	$(BIN)/ganforge interpolate $(RUN) --class 3 --from 1 --to 2 --steps 30 --out $(RUN)/walk.gif
 	@echo "samples: $(RUN)/samples.png  (training grids in $(RUN)/samples/, walk: $(RUN)/walk.gif)"
 
 test: install
