@@ -82,10 +82,21 @@ def test_weight_norm_data_init_standardises_the_first_batch():
     torch.manual_seed(0)
     layer = WNLinear(20, 7)
     x = torch.randn(300, 20) * 3 + 1
+    direction = layer.v / layer.v.norm(dim=1, keepdim=True)
+    projected = x @ direction.T
     out = layer.data_init(x)
     assert torch.allclose(out.mean(0), torch.zeros(7), atol=1e-4)
     assert torch.allclose(out.std(0), torch.ones(7), atol=1e-4)
-    assert torch.allclose(layer(x), out)
+    expected = (projected - projected.mean(0)) / projected.std(0)
+    assert torch.allclose(out, expected, atol=1e-4)
+
+
+def test_only_the_output_layer_of_the_classifier_trains_its_scale():
+    net = Classifier(16, 3, (8, 4))
+    names = {n for n, _ in net.named_parameters()}
+    assert "out.g" in names
+    assert not any(n.startswith("hidden") and n.endswith(".g") for n in names)
+    assert {"hidden.0.g", "hidden.1.g"} <= {n for n, _ in net.named_buffers()}
 
 
 def test_classifier_noise_only_in_training():
@@ -141,7 +152,7 @@ def test_inputs_in_either_convention_become_the_same_vectors():
 def test_fit_predict_save_load(digits_split, tmp_path: Path):
     train, test = digits_split
     idx = balanced_subset(train.labels, 50, 0)
-    y = train.labels[idx] + 3  # any label values: predictions come back in them
+    y = train.labels[idx] * 7 - 5  # any label values: predictions come back in them
     model = SemiSupervisedGAN(
         epochs=0.5,
         units=TINY_UNITS,
@@ -153,10 +164,13 @@ def test_fit_predict_save_load(digits_split, tmp_path: Path):
     proba = model.predict_proba(test.images)
     assert proba.shape == (len(test), 10)
     assert torch.allclose(proba.sum(1), torch.ones(len(test)), atol=1e-5)
-    assert set(model.predict(test.images).tolist()) <= set(range(3, 13))
+    assert torch.equal(model.classes_, torch.arange(10) * 7 - 5)
+    assert torch.equal(model.predict(test.images), model.classes_[proba.argmax(1)])
     assert model.input_shape_ == (1, 8, 8)
     assert model.history_ and {"supervised", "feature_matching"} <= set(model.history_[-1])
-    assert model.sample(5).shape == (5, 64)
+    fakes = model.sample(5)
+    assert fakes.shape == (5, 64) and fakes.min() >= -1 and fakes.max() <= 1
+    assert model.predict(fakes).shape == (5,)  # samples are in the convention inputs are
     model.save(tmp_path / "m.pt")
     loaded = load_classifier(tmp_path / "m.pt")
     assert isinstance(loaded, SemiSupervisedGAN)
@@ -195,13 +209,13 @@ def test_the_gan_beats_the_labels_alone_on_a_toy_problem(digits_split):
     gains = []
     for seed in (0, 1):
         idx = balanced_subset(train.labels, 20, seed)
-        common = {"units": (100, 50), "batch_size": 50, "seed": seed, "progress": False}
+        common = {"units": (200, 100), "batch_size": 50, "seed": seed, "progress": False}
         sup = SupervisedClassifier(updates=300, device="cpu", **common)
         sup.fit(train.images[idx], train.labels[idx])
-        gan = SemiSupervisedGAN(epochs=20, generator_units=(100,), device="cpu", **common)
+        gan = SemiSupervisedGAN(epochs=40, generator_units=(100,), device="cpu", **common)
         gan.fit(train.images[idx], train.labels[idx], train.images)
         gains.append(gan.score(test.images, test.labels) - sup.score(test.images, test.labels))
-    assert min(gains) > 0.02, gains
+    assert min(gains) > 0.03, gains  # measured: 0.083 and 0.048
 
 
 # -- the protocol and the commands -----------------------------------------------------------
@@ -222,7 +236,7 @@ def test_experiment_writes_results_continues_and_refuses_other_settings(
     out = tmp_path / "ssl"
     report = run_experiment(
         out,
-        labels=(20,),
+        labels=(20, 20),  # a repeated count runs once
         seeds=2,
         settings=TINY_SETTINGS,
         device="cpu",
@@ -231,6 +245,7 @@ def test_experiment_writes_results_continues_and_refuses_other_settings(
     )
     saved = json.loads((out / "semisupervised.json").read_text())
     assert [(r["labels"], r["seed"]) for r in saved["results"]] == [(20, 0), (20, 1)]
+    assert saved["settings"]["data"] == "digits-train/digits-test"
     for r in saved["results"]:
         assert 0 <= r["gan"] <= 397 and r["test_images"] == 397
         assert len(r["labelled_indices"]) == 20

@@ -13,6 +13,7 @@ Inputs ``X`` are image tensors (or NumPy arrays) of shape (N, C, H, W), (N, H, W
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class _ImageClassifier:
 
     # -- fitting helpers --------------------------------------------------------------------
     def _labels(self, y: Tensor | np.ndarray, n: int) -> Tensor:
-        y = torch.as_tensor(y)
+        y = torch.as_tensor(y).cpu()
         if y.dim() != 1 or len(y) != n:
             raise GanforgeError(
                 f"y must hold one label per labelled image ({n}), got {tuple(y.shape)}"
@@ -115,7 +116,7 @@ class _ImageClassifier:
 
     def score(self, X: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
         """Accuracy on ``(X, y)``."""
-        return float((self.predict(X) == torch.as_tensor(y).long()).float().mean())
+        return float((self.predict(X) == torch.as_tensor(y).cpu().long()).float().mean())
 
     # -- saving -----------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
@@ -160,6 +161,8 @@ class SupervisedClassifier(_ImageClassifier):
         self.updates, self.batch_size, self.lr, self.ema_decay = updates, batch_size, lr, ema_decay
 
     def fit(self, X: Tensor | np.ndarray, y: Tensor | np.ndarray) -> SupervisedClassifier:
+        if self.updates < 1 or self.batch_size < 1:
+            raise GanforgeError("updates and batch_size must be at least 1")
         x = as_vectors(X)
         target = self._labels(y, len(x))
         self._shape(X)
@@ -217,9 +220,12 @@ class SemiSupervisedGAN(_ImageClassifier):
         y: Tensor | np.ndarray,
         X_unlabelled: Tensor | np.ndarray | None = None,
         log_every: int = 100,
+        callback: Callable[[int, Classifier], None] | None = None,
     ) -> SemiSupervisedGAN:
         """Fit on labelled images ``(X_labelled, y)`` and unlabelled ``X_unlabelled`` (the
-        labelled images are used as unlabelled too when it is None)."""
+        labelled images are used as unlabelled too when it is None). Every ``log_every``
+        updates the losses go to ``history_`` and ``callback(update, averaged_classifier)``
+        is called, to watch test error during training for example."""
         xl = as_vectors(X_labelled, "X_labelled")
         target = self._labels(y, len(xl))
         self._shape(X_labelled)
@@ -228,15 +234,15 @@ class SemiSupervisedGAN(_ImageClassifier):
             raise GanforgeError(
                 f"labelled images have {xl.shape[1]} values each, unlabelled {xu.shape[1]}"
             )
-        if self.epochs <= 0 or self.batch_size < 2:
-            raise GanforgeError("epochs must be > 0 and batch_size at least 2")
+        if self.epochs <= 0 or self.batch_size < 2 or log_every < 1:
+            raise GanforgeError("epochs must be > 0, batch_size at least 2, log_every at least 1")
+        self.history_ = []
         device = pick_device(self.device)
         torch.manual_seed(self.seed)
         d = Classifier(xl.shape[1], len(self.classes_), self.units).to(device)
         g = Generator(xl.shape[1], self.z_dim, self.generator_units).to(device)
         xl, target, xu = xl.to(device), target.to(device), xu.to(device)
         d.data_init(xu[torch.randperm(len(xu), device=device)[:500]])
-        g.data_init()
         ema = EMA(d, self.ema_decay)
         opt_d = torch.optim.Adam(d.parameters(), lr=self.lr, betas=(0.5, 0.999))
         opt_g = torch.optim.Adam(g.parameters(), lr=self.lr, betas=(0.5, 0.999))
@@ -294,19 +300,22 @@ class SemiSupervisedGAN(_ImageClassifier):
                 )
                 if not all(math.isfinite(v) for v in stats.values()):
                     raise GanforgeError(f"training diverged by update {step + 1}; try a lower lr")
+                if callback is not None:
+                    callback(step + 1, ema.model)
         self.classifier_, self.generator_ = ema.model, g.eval()
         return self
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0) -> Tensor:
-        """``n`` generated images as float (N, D) in [0, 1] (the generator is a by-product:
-        feature matching makes it good for the classifier, not for the eye)."""
+        """``n`` generated images as float (N, D) in [-1, 1], ganforge's convention (the
+        generator is a by-product: feature matching makes it good for the classifier, not for
+        the eye)."""
         if self.generator_ is None:
             raise GanforgeError("this SemiSupervisedGAN is not fitted yet; call fit() first")
         device = next(self.generator_.parameters()).device
         g = torch.Generator().manual_seed(seed)
         z = torch.rand(n, self.generator_.z_dim, generator=g).to(device)
-        return self.generator_(z).cpu()
+        return self.generator_(z).cpu().mul(2).sub(1)
 
     def _extra_state(self) -> dict[str, Any]:
         if self.generator_ is None:
@@ -356,14 +365,19 @@ def load_classifier(path: str | Path) -> _ImageClassifier:
         raise GanforgeError(f"{path} is not a readable ganforge classifier") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanforgeError(f"{path} is not a ganforge classifier")
-    model: _ImageClassifier
-    if state["kind"] == SemiSupervisedGAN.kind:
-        model = SemiSupervisedGAN(progress=False)
-    else:
-        model = SupervisedClassifier(progress=False)
-    units = tuple(state.get("units", CLASSIFIER_UNITS))
-    net = Classifier(state["d_in"], state["num_classes"], units)
-    net.load_state_dict(state["classifier"])
+    kinds = {
+        SemiSupervisedGAN.kind: SemiSupervisedGAN,
+        SupervisedClassifier.kind: SupervisedClassifier,
+    }
+    try:
+        units = tuple(state["units"])
+        model = kinds[state["kind"]](units=units, progress=False)
+        net = Classifier(state["d_in"], state["num_classes"], units)
+        net.load_state_dict(state["classifier"])
+    except (KeyError, RuntimeError, TypeError) as err:
+        raise GanforgeError(
+            f"{path} is an incomplete or unknown ganforge classifier ({err})"
+        ) from None
     model.classifier_ = net.eval().requires_grad_(False)
     model.classes_ = state["classes"]
     model.history_ = state.get("history", [])

@@ -11,8 +11,8 @@ most). Each seed's classifier is saved under ``models/``; ``classifier.pt`` is t
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ganforge.atomic import atomic_write_bytes
+from ganforge.atomic import atomic_save, atomic_write_bytes
 from ganforge.data import ImageSet, load_mnist
 from ganforge.errors import GanforgeError
 from ganforge.semisupervised.estimator import SemiSupervisedGAN, SupervisedClassifier
@@ -54,6 +54,7 @@ class Settings:
     full_updates: int = 6000  # on all 60,000 labels (10 epochs)
     units: tuple[int, ...] = CLASSIFIER_UNITS
     generator_units: tuple[int, ...] = GENERATOR_UNITS
+    data: str = "mnist"  # which train/test images; run_experiment fills it in
 
     def __post_init__(self) -> None:  # JSON gives lists back
         self.units, self.generator_units = tuple(self.units), tuple(self.generator_units)
@@ -109,7 +110,9 @@ def _load_report(path: Path, settings: Settings) -> SemiSupervisedReport:
         raw = json.loads(path.read_text())
         old = Settings(**raw["settings"])
     except (ValueError, KeyError, TypeError):
-        raise GanforgeError(f"{path} is not a semi-supervised report; use another --out") from None
+        raise GanforgeError(
+            f"{path} is not a semi-supervised report of this version; use another --out"
+        ) from None
     if old != settings:
         raise GanforgeError(
             f"{path.parent} holds results for other settings ({old.to_dict()}); "
@@ -143,6 +146,8 @@ def run_experiment(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GanforgeError(f"--out {out} is a file, not a folder")
+    if data is not None:
+        settings = dataclasses.replace(settings, data=f"{data[0].name}/{data[1].name}")
     report = _load_report(out / REPORT, settings)
     if data is None:
         data = (
@@ -154,12 +159,13 @@ def run_experiment(
         raise GanforgeError("the semi-supervised protocol needs labelled train and test images")
     for n in labels:  # refuse bad counts before anything slow or written
         balanced_subset(train.labels, n, 0)
-    done = {(r["labels"], r["seed"]) for r in report.results}
-    for n in labels:
+    # The all-labels baseline does not depend on N: once per seed, reused across counts.
+    full = {r["seed"]: r["full"] for r in report.results}
+    for n in dict.fromkeys(labels):  # each count once, in the order given
         for seed in range(seeds):
-            if (n, seed) in done:
+            if any((r["labels"], r["seed"]) == (n, seed) for r in report.results):
                 continue
-            result = _one_seed(out, train, test, n, seed, settings, device, progress)
+            result = _one_seed(out, train, test, n, seed, settings, device, progress, full)
             report.results.append(result)
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(out / REPORT, json.dumps(report.to_dict(), indent=2).encode())
@@ -172,7 +178,7 @@ def run_experiment(
     return report
 
 
-def _one_seed(out, train, test, n, seed, settings, device, progress) -> dict[str, Any]:
+def _one_seed(out, train, test, n, seed, settings, device, progress, full) -> dict[str, Any]:
     chosen = balanced_subset(train.labels, n, seed)
     x_lab, y_lab = train.images[chosen], train.labels[chosen]
     s = settings
@@ -195,9 +201,7 @@ def _one_seed(out, train, test, n, seed, settings, device, progress) -> dict[str
     name = f"labels{n}-seed{seed}.pt"
     gan.save(out / "models" / name)
     if not (out / "classifier.pt").exists():
-        tmp = out / ".classifier.pt.tmp"
-        shutil.copyfile(out / "models" / name, tmp)
-        os.replace(tmp, out / "classifier.pt")
+        atomic_save(out / "classifier.pt", lambda tmp: shutil.copyfile(out / "models" / name, tmp))
     supervised = SupervisedClassifier(
         units=s.units,
         updates=s.supervised_updates,
@@ -207,22 +211,24 @@ def _one_seed(out, train, test, n, seed, settings, device, progress) -> dict[str
         seed=seed,
         progress=progress,
     ).fit(x_lab, y_lab)
-    full = SupervisedClassifier(
-        units=s.units,
-        updates=s.full_updates,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        device=device,
-        seed=seed,
-        progress=progress,
-    ).fit(train.images, train.labels)
+    if seed not in full:
+        all_labels = SupervisedClassifier(
+            units=s.units,
+            updates=s.full_updates,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            device=device,
+            seed=seed,
+            progress=progress,
+        ).fit(train.images, train.labels)
+        full[seed] = errors(all_labels)
     return {
         "labels": n,
         "seed": seed,
         "labelled_indices": chosen.tolist(),
         "gan": errors(gan),
         "supervised": errors(supervised),
-        "full": errors(full),
+        "full": full[seed],
         "gan_seconds": round(gan_seconds, 1),
         "test_images": len(test),
     }

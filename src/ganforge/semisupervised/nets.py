@@ -23,10 +23,17 @@ class WNLinear(nn.Module):
     unit variance per unit, which is why no other initial scale needs tuning.
     """
 
-    def __init__(self, d_in: int, d_out: int) -> None:
+    def __init__(self, d_in: int, d_out: int, train_scale: bool = True) -> None:
         super().__init__()
-        self.v = nn.Parameter(torch.randn(d_out, d_in) * 0.05)
-        self.g = nn.Parameter(torch.ones(d_out))
+        # The norm of v sets the effective step size of its direction under Adam; 0.1 is the
+        # paper's code's (0.05 let the classifier separate fakes within 100 updates).
+        self.v = nn.Parameter(torch.randn(d_out, d_in) * 0.1)
+        # A fixed scale (set once by data_init) keeps hidden features from growing without
+        # bound; the paper's classifier trains the scale of its output layer only.
+        if train_scale:
+            self.g = nn.Parameter(torch.ones(d_out))
+        else:
+            self.register_buffer("g", torch.ones(d_out))
         self.b = nn.Parameter(torch.zeros(d_out))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -36,6 +43,8 @@ class WNLinear(nn.Module):
     @torch.no_grad()
     def data_init(self, x: Tensor, init_scale: float = 1.0) -> Tensor:
         """Start ``g``, ``b`` from ``x``'s statistics; return this layer's output on ``x``."""
+        if len(x) < 2:
+            raise ValueError("data_init needs a batch of at least 2 inputs")
         t = F.linear(x, self.v) / self.v.norm(dim=1)
         mean, std = t.mean(0), t.std(0).clamp_min(1e-6)
         self.g.copy_(init_scale / std)
@@ -73,7 +82,9 @@ class Classifier(nn.Module):
         self.d_in, self.num_classes, self.units = d_in, num_classes, tuple(units)
         self.input_noise = GaussianNoise(input_noise)
         dims = (d_in, *units)
-        self.hidden = nn.ModuleList(WNLinear(a, b) for a, b in zip(dims, dims[1:], strict=False))
+        self.hidden = nn.ModuleList(
+            WNLinear(a, b, train_scale=False) for a, b in zip(dims, dims[1:], strict=False)
+        )
         self.noise = nn.ModuleList(GaussianNoise(hidden_noise) for _ in units)
         self.out = WNLinear(dims[-1], num_classes)
 
@@ -88,10 +99,12 @@ class Classifier(nn.Module):
 
     @torch.no_grad()
     def data_init(self, x: Tensor) -> None:
-        h = x
-        for layer in self.hidden:
-            h = F.relu(layer.data_init(h))
-        self.out.data_init(h, init_scale=0.1)  # small logits to start: no class preferred
+        """Start every layer from a batch ``x`` of real images, with the noise on (as in
+        training), so the noise is part of each unit's unit variance."""
+        h = self.input_noise(x)
+        for layer, noise in zip(self.hidden, self.noise, strict=True):
+            h = noise(F.relu(layer.data_init(h)))
+        self.out.data_init(h)
 
 
 class SoftplusBN(nn.Module):
@@ -116,6 +129,11 @@ class Generator(nn.Module):
         self.d_out, self.z_dim, self.units = d_out, z_dim, tuple(units)
         dims = (z_dim, *units)
         self.body = nn.Sequential(*(SoftplusBN(a, b) for a, b in zip(dims, dims[1:], strict=False)))
+        # Glorot-uniform hidden weights; the weight-normalized output starts at scale 1,
+        # bias 0 (no data-dependent start: there is no data for the generator's output).
+        for m in self.body.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
         self.out = WNLinear(dims[-1], d_out)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -123,7 +141,3 @@ class Generator(nn.Module):
 
     def noise(self, n: int, device: torch.device | str = "cpu") -> Tensor:
         return torch.rand(n, self.z_dim, device=device)
-
-    @torch.no_grad()
-    def data_init(self, n: int = 500) -> None:
-        self.out.data_init(self.body(self.noise(n, self.out.v.device)))
