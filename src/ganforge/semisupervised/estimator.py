@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ganforge.atomic import atomic_save
+from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError
 from ganforge.semisupervised.losses import classifier_loss, feature_matching
 from ganforge.semisupervised.nets import (
@@ -31,6 +32,7 @@ from ganforge.semisupervised.nets import (
     Classifier,
     Generator,
 )
+from ganforge.train.checkpoint import load_safely
 from ganforge.train.device import pick_device
 from ganforge.train.ema import EMA
 
@@ -173,7 +175,8 @@ class SupervisedClassifier(_ImageClassifier):
         net.data_init(x[torch.randperm(len(x), device=device)[:500]])
         ema = EMA(net, self.ema_decay)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, betas=(0.5, 0.999))
-        batches = _Batches(len(x), self.batch_size, device)
+        x, target = _tile(x, target, self.batch_size)
+        batches = EpochSampler(len(x), self.batch_size, self.seed, device)
         for step in tqdm(range(self.updates), desc="supervised", disable=not self.progress):
             _set_lr(opt, self.lr, step, self.updates)
             i = batches.next()
@@ -248,10 +251,12 @@ class SemiSupervisedGAN(_ImageClassifier):
         opt_g = torch.optim.Adam(g.parameters(), lr=self.lr, betas=(0.5, 0.999))
         bs = self.batch_size
         total = max(1, math.ceil(self.epochs * len(xu) / bs))
+        xl, target = _tile(xl, target, bs)
+        xu = _tile(xu, None, bs)[0]
         labelled, unlabelled, matched = (
-            _Batches(len(xl), bs, device),
-            _Batches(len(xu), bs, device),
-            _Batches(len(xu), bs, device),
+            EpochSampler(len(xl), bs, self.seed, device),
+            EpochSampler(len(xu), bs, self.seed + 1, device),
+            EpochSampler(len(xu), bs, self.seed + 2, device),
         )
         acc = torch.zeros(4, device=device)
         bar = tqdm(range(total), desc="semi-supervised GAN", disable=not self.progress)
@@ -327,20 +332,13 @@ class SemiSupervisedGAN(_ImageClassifier):
         }
 
 
-class _Batches:
-    """Random batches of indices without replacement, reshuffled each pass."""
-
-    def __init__(self, n: int, batch_size: int, device: torch.device) -> None:
-        self.n, self.bs, self.device = n, batch_size, device
-        self.order, self.pos = torch.randperm(n, device=device), 0
-
-    def next(self) -> Tensor:
-        if self.n < self.bs:  # fewer images than a batch: draw with replacement
-            return torch.randint(self.n, (self.bs,), device=self.device)
-        if self.pos + self.bs > self.n:
-            self.order, self.pos = torch.randperm(self.n, device=self.device), 0
-        self.pos += self.bs
-        return self.order[self.pos - self.bs : self.pos]
+def _tile(x: Tensor, y: Tensor | None, batch_size: int) -> tuple[Tensor, Tensor | None]:
+    """Repeat a set smaller than a batch (a few labels) until it fills one, as the paper
+    repeats its labelled images to the length of the unlabelled ones."""
+    if len(x) >= batch_size:
+        return x, y
+    reps = -(-batch_size // len(x))
+    return x.repeat(reps, 1), None if y is None else y.repeat(reps)
 
 
 def _set_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> None:
@@ -352,19 +350,10 @@ def _set_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> N
 
 def load_classifier(path: str | Path) -> _ImageClassifier:
     """A classifier saved by ``save()``: its predict/predict_proba work as after fit."""
-    import warnings
-
     path = Path(path)
     if not path.is_file():
         raise GanforgeError(f"classifier file {path} does not exist")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # the safe unpickler raises many types on garbage
-        raise GanforgeError(f"{path} is not a readable ganforge classifier") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise GanforgeError(f"{path} is not a ganforge classifier")
+    state = load_safely(path, FORMAT, "ganforge classifier")
     kinds = {
         SemiSupervisedGAN.kind: SemiSupervisedGAN,
         SupervisedClassifier.kind: SupervisedClassifier,

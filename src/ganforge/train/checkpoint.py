@@ -38,20 +38,23 @@ def checkpoint_path(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint (or a run folder's last one) onto the CPU, safely."""
-    file = checkpoint_path(path)
+def load_safely(file: Path, fmt: str, what: str) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` onto the CPU of a dict saved with ``format == fmt``;
+    anything else is a one-line error naming ``what`` the file should have been."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about odd pickle headers first
             state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception:  # the safe unpickler raises many types on garbage; all mean "not ours"
-        raise GanforgeError(
-            f"{file} is not a readable ganforge checkpoint (corrupt or truncated)"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise GanforgeError(f"{file} is not a ganforge checkpoint")
+        raise GanforgeError(f"{file} is not a readable {what} (corrupt or truncated)") from None
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise GanforgeError(f"{file} is not a {what}")
     return state
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint (or a run folder's last one) onto the CPU, safely."""
+    return load_safely(checkpoint_path(path), FORMAT, "ganforge checkpoint")
 
 
 def load_state(module: nn.Module, state: dict[str, Any], what: str, network: str) -> None:
