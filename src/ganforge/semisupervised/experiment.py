@@ -202,26 +202,21 @@ def _one_seed(out, train, test, n, seed, settings, device, progress, full) -> di
     gan.save(out / "models" / name)
     if not (out / "classifier.pt").exists():
         atomic_save(out / "classifier.pt", lambda tmp: shutil.copyfile(out / "models" / name, tmp))
-    supervised = SupervisedClassifier(
-        units=s.units,
-        updates=s.supervised_updates,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        device=device,
-        seed=seed,
-        progress=progress,
-    ).fit(x_lab, y_lab)
-    if seed not in full:
-        all_labels = SupervisedClassifier(
+
+    def baseline(updates: int) -> SupervisedClassifier:
+        return SupervisedClassifier(
             units=s.units,
-            updates=s.full_updates,
+            updates=updates,
             batch_size=s.batch_size,
             lr=s.lr,
             device=device,
             seed=seed,
             progress=progress,
-        ).fit(train.images, train.labels)
-        full[seed] = errors(all_labels)
+        )
+
+    supervised = baseline(s.supervised_updates).fit(x_lab, y_lab)
+    if seed not in full:
+        full[seed] = errors(baseline(s.full_updates).fit(train.images, train.labels))
     return {
         "labels": n,
         "seed": seed,
