@@ -88,6 +88,18 @@ class _ImageClassifier:
         shape = tuple(X.shape[1:])
         self.input_shape_ = {3: shape, 2: (1, *shape)}.get(len(shape))
 
+    def _new_classifier(self, d_in: int, device: torch.device) -> Classifier:
+        torch.manual_seed(self.seed)
+        return Classifier(d_in, len(self.classes_), self.units).to(device)
+
+    def _start(self, net: Classifier, init_batch: Tensor) -> tuple[EMA, torch.optim.Optimizer]:
+        """Start ``net`` from up to 500 images of ``init_batch``; return its average and its
+        optimizer. One recipe, so the baseline is the same classifier the GAN trains."""
+        device = init_batch.device
+        net.data_init(init_batch[torch.randperm(len(init_batch), device=device)[:500]])
+        ema = EMA(net, self.ema_decay)
+        return ema, torch.optim.Adam(net.parameters(), lr=self.lr, betas=(0.5, 0.999))
+
     def _check_fitted(self) -> Classifier:
         if self.classifier_ is None:
             raise GanforgeError(f"this {type(self).__name__} is not fitted yet; call fit() first")
@@ -169,12 +181,9 @@ class SupervisedClassifier(_ImageClassifier):
         target = self._labels(y, len(x))
         self._shape(X)
         device = pick_device(self.device)
-        torch.manual_seed(self.seed)
-        net = Classifier(x.shape[1], len(self.classes_), self.units).to(device)
         x, target = x.to(device), target.to(device)
-        net.data_init(x[torch.randperm(len(x), device=device)[:500]])
-        ema = EMA(net, self.ema_decay)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, betas=(0.5, 0.999))
+        net = self._new_classifier(x.shape[1], device)
+        ema, opt = self._start(net, x)
         x, target = _tile(x, target, self.batch_size)
         batches = EpochSampler(len(x), self.batch_size, self.seed, device)
         for step in tqdm(range(self.updates), desc="supervised", disable=not self.progress):
@@ -241,13 +250,10 @@ class SemiSupervisedGAN(_ImageClassifier):
             raise GanforgeError("epochs must be > 0, batch_size at least 2, log_every at least 1")
         self.history_ = []
         device = pick_device(self.device)
-        torch.manual_seed(self.seed)
-        d = Classifier(xl.shape[1], len(self.classes_), self.units).to(device)
-        g = Generator(xl.shape[1], self.z_dim, self.generator_units).to(device)
         xl, target, xu = xl.to(device), target.to(device), xu.to(device)
-        d.data_init(xu[torch.randperm(len(xu), device=device)[:500]])
-        ema = EMA(d, self.ema_decay)
-        opt_d = torch.optim.Adam(d.parameters(), lr=self.lr, betas=(0.5, 0.999))
+        d = self._new_classifier(xl.shape[1], device)
+        g = Generator(xl.shape[1], self.z_dim, self.generator_units).to(device)
+        ema, opt_d = self._start(d, xu)
         opt_g = torch.optim.Adam(g.parameters(), lr=self.lr, betas=(0.5, 0.999))
         bs = self.batch_size
         total = max(1, math.ceil(self.epochs * len(xu) / bs))
