@@ -60,6 +60,14 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
+def _add_mnist_run_options(p: argparse.ArgumentParser) -> None:
+    """The options every MNIST experiment command (reproduce, semisupervised) shares."""
+    p.add_argument("--data-dir", metavar="DIR", help="MNIST IDX folder (default: as for train)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    p.add_argument("--no-download", action="store_true", help="never download missing MNIST")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ganforge import __version__
     from ganforge.data import DATASETS
@@ -211,13 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{n}: {REPRODUCTIONS.get(n).description}" for n in REPRODUCTIONS.names()),
     )
     r.add_argument("name", metavar="NAME", help="one of: " + ", ".join(REPRODUCTIONS.names()))
-    r.add_argument("--data-dir", metavar="DIR", help="MNIST IDX folder (default: as for train)")
     r.add_argument("--out", "-o", help="run folder (default: runs/NAME)")
     r.add_argument("--steps", type=int, help="generator steps (default: the recipe's)")
     r.add_argument("-n", "--num", type=int, default=10_000, help="samples to measure (10000)")
-    r.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
-    r.add_argument("--no-download", action="store_true", help="never download missing MNIST")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_mnist_run_options(r)
 
     from ganforge.semisupervised import Settings
 
@@ -248,16 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.epochs,
         help=f"passes over the 60,000 unlabelled images (default: {defaults.epochs:g})",
     )
-    ss.add_argument("--data-dir", metavar="DIR", help="MNIST IDX folder (default: as for train)")
     ss.add_argument(
         "--out",
         "-o",
         default="runs/semisupervised",
         help="run folder (default: runs/semisupervised)",
     )
-    ss.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
-    ss.add_argument("--no-download", action="store_true", help="never download missing MNIST")
-    ss.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_mnist_run_options(ss)
 
     c = sub.add_parser(
         "classify",
