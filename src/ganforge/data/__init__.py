@@ -48,13 +48,36 @@ def load_dataset(
     return data
 
 
+DIGITS_TRAIN = 1500  # the bundled digits have no test split: the last 297 images are it
+SPLIT_DATASETS = ("mnist", "digits")
+
+
+def load_split(name: str, split: str, root: str | None = None, download: bool = True) -> ImageSet:
+    """A labelled ``train`` or ``test`` split: MNIST's own, or the bundled digits' first
+    1,500 images for training and the remaining 297 for testing."""
+    if split not in ("train", "test"):
+        raise GanforgeError(f"unknown split {split!r}; choose train or test")
+    if name == "mnist":
+        return load_mnist(root, split, download=download)
+    if name == "digits":
+        d = load_digits()
+        part = slice(None, DIGITS_TRAIN) if split == "train" else slice(DIGITS_TRAIN, None)
+        return ImageSet(d.images[part], d.labels[part], d.class_names, d.name)
+    raise GanforgeError(
+        f"dataset {name!r} has no labelled train/test split; choose one of: "
+        + ", ".join(SPLIT_DATASETS)
+    )
+
+
 __all__ = [
     "DATASETS",
+    "SPLIT_DATASETS",
     "ImageSet",
     "load_dataset",
     "load_digits",
     "load_image_folder",
     "load_mnist",
+    "load_split",
     "to_float",
     "to_uint8",
 ]
