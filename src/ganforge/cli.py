@@ -309,7 +309,12 @@ def _add_robustness_commands(sub: Any) -> None:
     )
     a.add_argument("--model", required=True, help="classifier .pt, or a robust-train run folder")
     a.add_argument(
-        "--eps", type=float, nargs="+", default=[0.3], help="epsilons (default: 0.3); 0 is added"
+        "--eps",
+        type=float,
+        nargs="+",
+        default=[0.3],
+        help="epsilons (default: 0.3, an L-inf radius; give L2 radii such as 1 2 3 with "
+        "--norm l2); 0 is added",
     )
     a.add_argument("--norm", choices=["linf", "l2"], default="linf", help="(default: linf)")
     a.add_argument("--steps", type=int, default=100, help="PGD steps (default: 100)")
@@ -331,7 +336,7 @@ def _add_robustness_commands(sub: Any) -> None:
         description="Train a classifier on attacked inputs: fast (FGSM from a random start, "
         "Wong et al., 2020), pgd (Madry et al., 2017), goodfellow2014 (half clean, half FGSM "
         "loss) or standard (no attack). After each epoch PGD runs on held-out training images; "
-        "the most robust epoch is kept as OUT/model.pt.",
+        "the most robust epoch (for standard: the most accurate) is kept as OUT/model.pt.",
     )
     t.add_argument(
         "--network",
@@ -364,6 +369,12 @@ def _add_robustness_commands(sub: Any) -> None:
     )
     t.add_argument(
         "--dataset", choices=SPLIT_DATASETS, default=d.dataset, help=f"(default: {d.dataset})"
+    )
+    t.add_argument(
+        "--held-out",
+        type=int,
+        default=d.held_out,
+        help=f"training images set aside to pick the epoch kept (default: {d.held_out})",
     )
     t.add_argument("--seed", type=int, default=d.seed, help=f"(default: {d.seed})")
     t.add_argument("--out", "-o", default="runs/robust", help="run folder (default: runs/robust)")
@@ -590,6 +601,7 @@ def cmd_robust_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         eps_warmup=args.eps_warmup,
         dataset=args.dataset,
+        held_out=args.held_out,
         seed=args.seed,
     )
     result = robust_train(

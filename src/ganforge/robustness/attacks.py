@@ -62,15 +62,43 @@ def _project(delta: Tensor, eps: float, norm: str) -> Tensor:
 
 
 def _random_start(x: Tensor, eps: float, norm: str, generator: torch.Generator | None) -> Tensor:
-    """A uniform point of the epsilon-ball (L-inf: the cube; L2: uniform in volume)."""
+    """A uniform point of the epsilon-ball (L-inf: the cube; L2: uniform in volume), drawn
+    on ``generator``'s device (or ``x``'s when there is none)."""
+    device = generator.device if generator is not None else x.device
+
+    def draw(fn, *shape: int) -> Tensor:
+        return fn(shape, generator=generator, device=device).to(x.device)
+
     if norm == "linf":
-        u = torch.rand(x.shape, generator=generator, device="cpu").to(x.device)
-        return (2 * u - 1) * eps
-    direction = torch.randn(x.shape, generator=generator, device="cpu").to(x.device)
+        return (2 * draw(torch.rand, *x.shape) - 1) * eps
+    direction = draw(torch.randn, *x.shape)
     direction = direction / _flat_norm(direction)
-    d = x[0].numel()
-    radius = torch.rand(len(x), generator=generator, device="cpu").to(x.device) ** (1.0 / d)
+    radius = draw(torch.rand, len(x)) ** (1.0 / x[0].numel())
     return direction * (eps * radius).view(-1, *([1] * (x.dim() - 1)))
+
+
+def _descend(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    norm: str,
+    steps: int,
+    alpha: float,
+    random_start: bool,
+    box: Box,
+    targeted: bool,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """One PGD run: ``steps`` projected steps of size ``alpha`` from a random point of the
+    ball (or from ``x``)."""
+    delta = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
+    adv = (x + delta).clamp(*box)
+    for _ in range(steps):
+        _, grad = _loss_grad(model, adv, y, targeted)
+        step = grad.sign() if norm == "linf" else grad / _flat_norm(grad)
+        adv = (x + _project(adv + alpha * step - x, eps, norm)).clamp(*box)
+    return adv.detach()
 
 
 def fgsm(
@@ -84,6 +112,10 @@ def fgsm(
     """The fast gradient sign method: one step ``x + eps * sign(grad)`` (L-inf), clipped to
     the box."""
     _check(x, y, eps, box)
+    return _fgsm(model, x, y, eps, box, targeted)
+
+
+def _fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, box: Box, targeted: bool) -> Tensor:
     _, grad = _loss_grad(model, x, y, targeted)
     return (x + eps * grad.sign()).clamp(*box).detach()
 
@@ -108,34 +140,40 @@ def pgd(
     L-inf steps follow the gradient's sign, L2 steps its direction; ``step_size`` defaults
     to ``2.5 * eps / steps`` (Madry et al.), so even a start on the ball's edge can cross it.
     Per example, the first restart that succeeds (misclassifies, or hits the target) is
-    kept; otherwise the one with the highest loss."""
+    kept, and later restarts skip it; otherwise the one with the highest loss is kept.
+    ``generator`` (optional, for reproducible starts) may live on any device."""
     _check(x, y, eps, box, norm)
     if steps < 1 or restarts < 1:
         raise GanforgeError(f"steps and restarts must be at least 1, got {steps} and {restarts}")
+    if step_size is not None and step_size <= 0:
+        raise GanforgeError(f"the step size must be > 0, got {step_size}")
+    if restarts > 1 and not random_start:
+        raise GanforgeError("restarts need random starts (without one, every restart is the same)")
     alpha = 2.5 * eps / steps if step_size is None else step_size
     x = x.detach()
+    if restarts == 1:  # no bookkeeping: the one run is the answer (training's hot path)
+        return _descend(
+            model, x, y, eps, norm, steps, alpha, random_start, box, targeted, generator
+        )
     best = x.clone()
     best_loss = torch.full((len(x),), -float("inf"), device=x.device)
     done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     shape = (-1, *([1] * (x.dim() - 1)))
-    for _ in range(restarts if random_start else 1):
-        delta = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
-        adv = (x + delta).clamp(*box)
-        for _ in range(steps):
-            _, grad = _loss_grad(model, adv, y, targeted)
-            step = grad.sign() if norm == "linf" else grad / _flat_norm(grad)
-            adv = (x + _project(adv + alpha * step - x, eps, norm)).clamp(*box)
+    for restart in range(restarts):
+        # Later restarts attack only the examples no restart has broken yet.
+        todo = torch.arange(len(x), device=x.device) if restart == 0 else (~done).nonzero()[:, 0]
+        xs, ys = x[todo], y[todo]
+        adv = _descend(model, xs, ys, eps, norm, steps, alpha, True, box, targeted, generator)
         with torch.no_grad():
             logits = model(adv)
-            loss = F.cross_entropy(logits, y, reduction="none")
+            loss = F.cross_entropy(logits, ys, reduction="none")
             loss = -loss if targeted else loss
-            hit = logits.argmax(1) == y if targeted else logits.argmax(1) != y
-            # Keep this restart where it succeeds first, or beats the best loss so far
-            # among examples no restart has broken yet.
-            take = (~done) & (hit | (loss > best_loss))
-            best = torch.where(take.view(shape), adv, best)
-            best_loss = torch.where(take, loss, best_loss)
-            done |= hit
-        if bool(done.all()):
+            hit = logits.argmax(1) == ys if targeted else logits.argmax(1) != ys
+            # Keep this restart where it succeeds, or where it beats the best loss so far.
+            take = hit | (loss > best_loss[todo])
+            best[todo] = torch.where(take.view(shape), adv, best[todo])
+            best_loss[todo] = torch.where(take, loss, best_loss[todo])
+            done[todo] |= hit
+        if restart + 1 < restarts and bool(done.all()):
             break
     return best.detach()

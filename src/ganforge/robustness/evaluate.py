@@ -7,11 +7,13 @@ an attack when it is classified correctly both clean and attacked; the *worst ca
 it only when no attack broke it.
 
 Gradient masking (Athalye et al., 2018; Carlini et al., 2019) makes gradient attacks fail
-without making a model robust. The report runs four checks that such a model fails:
+without making a model robust. The report runs four checks that commonly masked models
+(zero, shattered or saturated gradients) fail; they are heuristics, not a proof of
+robustness:
 
 1. robust accuracy falls (does not rise) as epsilon grows;
 2. at an epsilon as large as the input box, PGD brings accuracy to about 0 (any image is
-   reachable, so a robust answer is impossible);
+   reachable, so a robust answer is impossible; checked on the first 1,000 images);
 3. stronger attacks do no worse than weaker ones (full PGD <= weak PGD <= one step, and
    every gradient attack <= random noise);
 4. the loss has a non-zero input gradient on nearly all examples.
@@ -33,8 +35,9 @@ from ganforge.errors import GanforgeError
 from ganforge.robustness.attacks import NORMS, Box, _flat_norm, _loss_grad, fgsm, pgd
 
 ATTACKS = ("noise", "one-step", "pgd-weak", "pgd")
-TOLERANCE = 0.005  # accuracy differences below half a point are sampling noise
+TOLERANCE = 0.005  # accuracy differences below half a point are noise (or 2 images if more)
 NEAR_ZERO = 0.02  # "about 0": at most 2% robust at the box-sized epsilon
+LARGE_EPS_IMAGES = 1000  # images the box-sized epsilon is checked on
 
 
 @dataclass
@@ -95,7 +98,8 @@ def _correct(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 
 
 def _noise(x: Tensor, eps: float, norm: str, box: Box, g: torch.Generator) -> Tensor:
-    """Random points of the ball: L-inf corners (+-eps per pixel), L2 on the sphere."""
+    """Random points of the ball: L-inf corners (+-eps per pixel), L2 on the sphere; then
+    clipped to the box (which pulls them inside the ball where pixels sit at its edge)."""
     if norm == "linf":
         signs = torch.randint(0, 2, x.shape, generator=g).to(x.device) * 2 - 1
         return (x + eps * signs).clamp(*box)
@@ -153,6 +157,13 @@ def evaluate_robustness(
     eps = sorted({0.0, *(float(e) for e in eps)})  # 0: the clean accuracy starts the curve
     if len(x) == 0 or len(x) != len(y):
         raise GanforgeError(f"need images with one label each, got {len(x)} and {len(y)}")
+    if steps < 1 or restarts < 1 or batch_size < 1:
+        raise GanforgeError("steps, restarts and batch_size must be at least 1")
+    if model.training:
+        raise GanforgeError(
+            "put the model in eval mode first (model.eval()): dropout or "
+            "batch norm in training mode would make the attacks noisy"
+        )
     start = time.perf_counter()
     g = torch.Generator().manual_seed(seed)
     width = box[1] - box[0]
@@ -173,8 +184,9 @@ def evaluate_robustness(
         clean[i : i + len(xb)] = ok.cpu()
         _, grad = _loss_grad(model, xb, yb, targeted=False)
         zero_grad[i : i + len(xb)] = (grad.flatten(1).abs().amax(1) == 0).cpu()
-        adv = pgd(model, xb, yb, large, norm, steps=steps, box=box, generator=g)
-        large_ok[i : i + len(xb)] = (ok & _correct(model, adv, yb)).cpu()
+        if i < LARGE_EPS_IMAGES:  # a sanity check: a few images and steps suffice
+            adv = pgd(model, xb, yb, large, norm, steps=max(10, steps // 5), box=box, generator=g)
+            large_ok[i : i + len(xb)] = (ok & _correct(model, adv, yb)).cpu()
         bar.update()
         for j, e in enumerate(eps):
             for a in ATTACKS:
@@ -195,7 +207,7 @@ def evaluate_robustness(
         accuracy=accuracy,
         worst_case=worst_case,
         large_eps=large,
-        large_eps_accuracy=float(large_ok.float().mean()),
+        large_eps_accuracy=float(large_ok[: min(len(x), LARGE_EPS_IMAGES)].float().mean()),
         zero_gradient_fraction=float(zero_grad.float().mean()),
     )
     report.checks = masking_checks(report)
@@ -204,11 +216,13 @@ def evaluate_robustness(
 
 
 def masking_checks(r: RobustnessReport) -> list[Check]:
-    """The four sanity checks of a robustness evaluation (see the module's docstring)."""
+    """The four sanity checks of a robustness evaluation (see the module's docstring).
+    Differences within half a point, or two images on small sets, are not counted."""
+    tol = max(TOLERANCE, 2.0 / max(1, r.n))
     rises = [
         (a, b, wa, wb)
         for a, b, wa, wb in zip(r.eps, r.eps[1:], r.worst_case, r.worst_case[1:], strict=False)
-        if wb > wa + TOLERANCE
+        if wb > wa + tol
     ]
     falls = Check(
         "accuracy falls as epsilon grows",
@@ -221,13 +235,17 @@ def masking_checks(r: RobustnessReport) -> list[Check]:
         f"PGD leaves {100 * r.large_eps_accuracy:.1f}% correct "
         f"(at most {100 * NEAR_ZERO:g}% expected)",
     )
-    order = [("pgd", "pgd-weak"), ("pgd-weak", "one-step"), ("one-step", "noise"), ("pgd", "noise")]
+    order = [
+        ("pgd", "pgd-weak"),
+        ("pgd-weak", "one-step"),
+        *((attack, "noise") for attack in ("one-step", "pgd-weak", "pgd")),
+    ]
     worse = [
         f"{strong} {100 * r.accuracy[strong][j]:.1f}% > {weak} {100 * r.accuracy[weak][j]:.1f}% "
         f"at {e:g}"
         for strong, weak in order
         for j, e in enumerate(r.eps)
-        if r.accuracy[strong][j] > r.accuracy[weak][j] + TOLERANCE
+        if r.accuracy[strong][j] > r.accuracy[weak][j] + tol
     ]
     stronger = Check(
         "stronger attacks do no worse",

@@ -58,6 +58,8 @@ def attack_saved_model(
     dev = pick_device(device)
     net = net.to(dev).requires_grad_(False)
     x, y = to_unit(test.images.to(dev)), test.labels.to(dev)
+    if tuple(info.get("box", (0.0, 1.0))) != (0.0, 1.0):
+        raise GanforgeError(f"the model takes inputs in {info['box']}; attack supports [0, 1]")
     report = evaluate_robustness(
         net, x, y, eps, norm=norm, steps=steps, restarts=restarts, seed=seed, progress=progress
     )
