@@ -41,7 +41,7 @@ def test_digits() -> tuple[torch.Tensor, torch.Tensor]:
 def _train(out: Path, **changes) -> Path:
     config = RobustTrainConfig(
         network="mlp", dataset="digits", epochs=15, lr=3e-3, held_out=200, val_steps=5,
-        **changes,
+        eps_warmup=0.0, **changes,
     )  # fmt: skip
     robust_train(out, config, progress=False)
     return out
@@ -280,7 +280,7 @@ def test_adversarial_training_makes_a_model_more_robust(
     proc = cli_many(
         {"train": ["robust-train", "--dataset", "digits", "--network", "mlp", "--method", "fast",
                    "--eps", "0.1", "--epochs", "15", "--lr", "3e-3", "--held-out", "200",
-                   "--out", robust_run, "--quiet"]}
+                   "--eps-warmup", "0", "--out", robust_run, "--quiet"]}
     )["train"]  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "ganforge attack --model" in proc.stdout

@@ -63,7 +63,7 @@ ATTACK_EXAMPLES = """examples:
 
 ROBUST_TRAIN_EXAMPLES = """examples:
   ganforge robust-train --data-dir ../shared/datasets/mnist --out runs/robust
-  ganforge robust-train --method pgd --pgd-steps 10 --eps 0.3 --out runs/madry
+  ganforge robust-train --network convnet --method fast --out runs/fast
   ganforge robust-train --network softmax --method goodfellow2014 --eps 0.25 --out runs/gf
   ganforge robust-train --network mlp --method standard --epochs 5 --out runs/plain
 """
@@ -365,7 +365,7 @@ def _add_robustness_commands(sub: Any) -> None:
         "--eps-warmup",
         type=float,
         default=d.eps_warmup,
-        help="epochs to ramp epsilon up from 0 (default: 0)",
+        help=f"epochs to ramp epsilon up from 0 (default: {d.eps_warmup:g})",
     )
     t.add_argument(
         "--dataset", choices=SPLIT_DATASETS, default=d.dataset, help=f"(default: {d.dataset})"
