@@ -27,7 +27,7 @@ import torch
 from ganforge.data import load_split
 from ganforge.robustness import RobustTrainConfig, fgsm, load_classifier, robust_train
 from ganforge.robustness.evaluate import evaluate_robustness, save_report
-from ganforge.robustness.training import to_unit
+from ganforge.robustness.training import accuracy, to_unit
 
 ROWS = {
     "softmax": RobustTrainConfig(network="softmax", method="standard", eps=0.25, epochs=5),
@@ -46,11 +46,6 @@ def fgsm_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
         with torch.no_grad():
             wrong += int((model(adv).argmax(1) != y[i : i + 1000]).sum())
     return 100.0 * wrong / len(x)
-
-
-def clean_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return 100.0 * float((model(x).argmax(1) != y).float().mean())
 
 
 def main() -> None:
@@ -84,7 +79,7 @@ def main() -> None:
         model.requires_grad_(False)
         summary = json.loads((run / "summary.json").read_text())
         results[name] = {
-            "clean_error": clean_error(model, x, y),
+            "clean_error": 100 * (1 - accuracy(model, x, y)),
             "fgsm_0.25_error": fgsm_error(model, x, y, 0.25),
             "published_fgsm_error": PUBLISHED_FGSM_ERROR[name],
             "train_seconds": summary["train_seconds"],
@@ -118,7 +113,7 @@ def main() -> None:
     k = report.eps.index(0.3)
     print(report.table(), flush=True)
     results[name] = {
-        "clean_accuracy_10k": 100 - clean_error(model, x, y),
+        "clean_accuracy_10k": 100 * accuracy(model, x, y),
         "pgd_images": n,
         "pgd_steps": args.pgd_steps,
         "pgd_restarts": args.pgd_restarts,
