@@ -215,7 +215,7 @@ def test_the_gan_beats_the_labels_alone_on_a_toy_problem(digits_split):
         gan = SemiSupervisedGAN(epochs=40, generator_units=(100,), device="cpu", **common)
         gan.fit(train.images[idx], train.labels[idx], train.images)
         gains.append(gan.score(test.images, test.labels) - sup.score(test.images, test.labels))
-    assert min(gains) > 0.03, gains  # measured: 0.068 and 0.060
+    assert min(gains) > 0.03, gains  # measured: 0.068 and 0.063
 
 
 # -- the protocol and the commands -----------------------------------------------------------

@@ -284,10 +284,12 @@ class SemiSupervisedGAN(_ImageClassifier):
             opt_d.zero_grad(set_to_none=True)
             terms.loss.backward()
             opt_d.step()
-            # The generator's step: match the mean features of another unlabelled batch.
+            # The generator's step: match the mean features of another unlabelled batch. The
+            # real batch needs no graph, so only the generated half is backpropagated.
             d.requires_grad_(False)
-            _, feats = d(torch.cat([xu[matched.next()], fake]))
-            loss_g = feature_matching(feats[:bs].detach(), feats[bs:])
+            with torch.no_grad():
+                real_feats = d(xu[matched.next()])[1]
+            loss_g = feature_matching(real_feats, d(fake)[1])
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
