@@ -27,6 +27,8 @@ def main() -> None:
     p.add_argument("--labels", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=float, default=24)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--out", default="benchmarks/results/semisupervised_curve")
     args = p.parse_args()
     train = load_mnist(args.data_dir, "train", download=False)
@@ -39,18 +41,38 @@ def main() -> None:
         clock["train"] += time.perf_counter() - clock["since"]
         model.classifier_ = classifier
         errors = int((model.predict(test.images) != test.labels).sum())
-        rows.append({"epoch": update / 600, "seconds": round(clock["train"], 1), "errors": errors})
+        rows.append(
+            {
+                "epoch": update * args.batch_size / 60_000,
+                "seconds": round(clock["train"], 1),
+                "errors": errors,
+            }
+        )
         print(rows[-1], flush=True)
         clock["since"] = time.perf_counter()
 
-    model = SemiSupervisedGAN(epochs=args.epochs, seed=args.seed, progress=False)
-    model.fit(train.images[idx], train.labels[idx], train.images, log_every=300, callback=watch)
+    model = SemiSupervisedGAN(
+        epochs=args.epochs,
+        seed=args.seed,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        progress=False,
+    )
+    model.fit(
+        train.images[idx],
+        train.labels[idx],
+        train.images,
+        log_every=30_000 // args.batch_size,
+        callback=watch,
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "labels": args.labels,
         "seed": args.seed,
         "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
         "threads": torch.get_num_threads(),
         "curve": rows,
         "history": model.history_,

@@ -265,6 +265,22 @@ def test_experiment_writes_results_continues_and_refuses_other_settings(
     )
     assert (out / "semisupervised.json").read_bytes() == before  # nothing re-run
     assert again.table() == table
+    # --first-seed adds seeds after those already there (seeds split across machines).
+    run_experiment(
+        out,
+        labels=(20,),
+        seeds=1,
+        first_seed=2,
+        settings=TINY_SETTINGS,
+        device="cpu",
+        progress=False,
+        data=digits_split,
+    )
+    results = json.loads((out / "semisupervised.json").read_text())["results"]
+    assert [r["seed"] for r in results] == [0, 1, 2]
+    assert results[2]["labelled_indices"] != results[1]["labelled_indices"]
+    with pytest.raises(GanforgeError, match="first-seed"):
+        run_experiment(out, seeds=1, first_seed=-1, settings=TINY_SETTINGS, data=digits_split)
     other = Settings(**{**TINY_SETTINGS.to_dict(), "epochs": 1.0})
     with pytest.raises(GanforgeError, match="other settings"):
         run_experiment(out, labels=(20,), seeds=2, settings=other, data=digits_split)

@@ -262,10 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ss.add_argument("--seeds", type=int, default=5, help="seeds per count (default: 5)")
     ss.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="number of the first seed, to split seeds across folders or machines (default: 0)",
+    )
+    ss.add_argument(
         "--epochs",
         type=float,
         default=defaults.epochs,
         help=f"passes over the 60,000 unlabelled images (default: {defaults.epochs:g})",
+    )
+    ss.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"images of each kind per GAN update (default: {defaults.batch_size})",
     )
     ss.add_argument(
         "--out",
@@ -547,7 +559,8 @@ def cmd_semisupervised(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         labels=tuple(args.labels),
         seeds=args.seeds,
-        settings=Settings(epochs=args.epochs),
+        first_seed=args.first_seed,
+        settings=Settings(epochs=args.epochs, batch_size=args.batch_size),
         device=args.device,
         download=not args.no_download,
         progress=not args.quiet,

@@ -208,8 +208,8 @@ class SemiSupervisedGAN(_ImageClassifier):
 
     def __init__(
         self,
-        epochs: float = 10,
-        batch_size: int = 100,
+        epochs: float = 12,
+        batch_size: int = 50,
         lr: float = 3e-3,
         unsupervised_weight: float = 1.0,
         ema_decay: float = 0.999,
