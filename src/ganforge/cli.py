@@ -48,6 +48,7 @@ SEMISUPERVISED_EXAMPLES = """examples:
   ganforge semisupervised --data-dir ../shared/datasets/mnist --labels 100 --seeds 5
   ganforge semisupervised --labels 20 50 100 200 --seeds 5 --out runs/ssl-all
   ganforge semisupervised --labels 100 --seeds 5 --out runs/ssl   # again: continues
+  ganforge semisupervised --seeds 2 --first-seed 3 --out runs/ssl-b  # seeds 3, 4 elsewhere
 """
 
 CLASSIFY_EXAMPLES = """examples:
