@@ -22,6 +22,7 @@ from ganforge.semisupervised import (
     SupervisedClassifier,
     as_vectors,
     balanced_subset,
+    combine_reports,
     load_classifier,
     run_experiment,
 )
@@ -281,6 +282,23 @@ def test_experiment_writes_results_continues_and_refuses_other_settings(
     assert results[2]["labelled_indices"] != results[1]["labelled_indices"]
     with pytest.raises(GanforgeError, match="first-seed"):
         run_experiment(out, seeds=1, first_seed=-1, settings=TINY_SETTINGS, data=digits_split)
+    # Another folder's seed 3 joins them in one table; a seed in both folders is refused.
+    elsewhere = tmp_path / "ssl-b"
+    kwargs = dict(labels=(20,), seeds=1, settings=TINY_SETTINGS, progress=False, data=digits_split)
+    run_experiment(elsewhere, first_seed=3, device="cpu", **kwargs)
+    combined = combine_reports([out, elsewhere])
+    assert [r["seed"] for r in combined.results] == [0, 1, 2, 3]
+    assert "| 4 |" in combined.table()
+    with pytest.raises(GanforgeError, match="seed 3 is in more than one"):
+        combine_reports([elsewhere, elsewhere])
+    with pytest.raises(GanforgeError, match="holds no"):
+        combine_reports([out, tmp_path])
+    longer = json.loads((elsewhere / "semisupervised.json").read_text())
+    longer["settings"]["epochs"] = 99.0
+    (tmp_path / "ssl-c").mkdir()
+    (tmp_path / "ssl-c" / "semisupervised.json").write_text(json.dumps(longer))
+    with pytest.raises(GanforgeError, match="different settings"):
+        combine_reports([out, tmp_path / "ssl-c"])
     other = Settings(**{**TINY_SETTINGS.to_dict(), "epochs": 1.0})
     with pytest.raises(GanforgeError, match="other settings"):
         run_experiment(out, labels=(20,), seeds=2, settings=other, data=digits_split)

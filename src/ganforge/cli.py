@@ -49,6 +49,7 @@ SEMISUPERVISED_EXAMPLES = """examples:
   ganforge semisupervised --labels 20 50 100 200 --seeds 5 --out runs/ssl-all
   ganforge semisupervised --labels 100 --seeds 5 --out runs/ssl   # again: continues
   ganforge semisupervised --seeds 2 --first-seed 3 --out runs/ssl-b  # seeds 3, 4 elsewhere
+  ganforge semisupervised --combine runs/ssl runs/ssl-b   # one table of both folders
 """
 
 CLASSIFY_EXAMPLES = """examples:
@@ -267,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="number of the first seed, to split seeds across folders or machines (default: 0)",
+    )
+    ss.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="FOLDER",
+        help="train nothing; print the table of these run folders' results together "
+        "(seeds split with --first-seed)",
     )
     ss.add_argument(
         "--epochs",
@@ -555,6 +563,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_semisupervised(args: argparse.Namespace) -> int:
     from ganforge.semisupervised import Settings, run_experiment
 
+    if args.combine:
+        from ganforge.semisupervised import combine_reports
+
+        print(combine_reports(args.combine).table())
+        return 0
     report = run_experiment(
         args.out,
         data_dir=args.data_dir,

@@ -8,7 +8,12 @@ from ganforge.semisupervised.estimator import (
     as_vectors,
     load_classifier,
 )
-from ganforge.semisupervised.experiment import PUBLISHED, Settings, run_experiment
+from ganforge.semisupervised.experiment import (
+    PUBLISHED,
+    Settings,
+    combine_reports,
+    run_experiment,
+)
 from ganforge.semisupervised.labels import balanced_subset
 
 __all__ = [
@@ -18,6 +23,7 @@ __all__ = [
     "SupervisedClassifier",
     "as_vectors",
     "balanced_subset",
+    "combine_reports",
     "load_classifier",
     "run_experiment",
 ]

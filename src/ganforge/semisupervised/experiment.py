@@ -104,22 +104,53 @@ class SemiSupervisedReport:
         return {"settings": self.settings.to_dict(), "results": self.results}
 
 
-def _load_report(path: Path, settings: Settings) -> SemiSupervisedReport:
-    if not path.is_file():
-        return SemiSupervisedReport(settings)
+def _read_report(path: Path) -> SemiSupervisedReport:
     try:
         raw = json.loads(path.read_text())
-        old = Settings(**raw["settings"])
+        return SemiSupervisedReport(Settings(**raw["settings"]), list(raw["results"]))
     except (ValueError, KeyError, TypeError):
         raise GanforgeError(
             f"{path} is not a semi-supervised report of this version; use another --out"
         ) from None
-    if old != settings:
+
+
+def _load_report(path: Path, settings: Settings) -> SemiSupervisedReport:
+    if not path.is_file():
+        return SemiSupervisedReport(settings)
+    report = _read_report(path)
+    if report.settings != settings:
         raise GanforgeError(
-            f"{path.parent} holds results for other settings ({old.to_dict()}); "
+            f"{path.parent} holds results for other settings ({report.settings.to_dict()}); "
             "use another --out to compare settings"
         )
-    return SemiSupervisedReport(settings, raw["results"])
+    return report
+
+
+def combine_reports(folders: list[str | Path]) -> SemiSupervisedReport:
+    """The results of several run folders with equal settings as one report, for seeds
+    split across folders or machines with ``first_seed``."""
+    if not folders:
+        raise GanforgeError("give at least one run folder to combine")
+    reports = []
+    for folder in folders:
+        path = Path(folder) / REPORT
+        if not path.is_file():
+            raise GanforgeError(f"{folder} holds no {REPORT}; is it a semisupervised run folder?")
+        reports.append(_read_report(path))
+    for folder, report in zip(folders[1:], reports[1:], strict=True):
+        if report.settings != reports[0].settings:
+            raise GanforgeError(
+                f"{folder} and {folders[0]} were run with different settings; "
+                "only equal settings can be combined"
+            )
+    results = [r for report in reports for r in report.results]
+    keys = [(r["labels"], r["seed"]) for r in results]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        n, seed = repeated[0]
+        raise GanforgeError(f"labels {n} seed {seed} is in more than one folder")
+    results.sort(key=lambda r: (r["labels"], r["seed"]))
+    return SemiSupervisedReport(reports[0].settings, results)
 
 
 def run_experiment(
