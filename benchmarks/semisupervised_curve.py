@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=float, default=24)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--out", default="benchmarks/results/semisupervised_curve")
     args = p.parse_args()
     train = load_mnist(args.data_dir, "train", download=False)
