@@ -267,16 +267,8 @@ def test_experiment_writes_results_continues_and_refuses_other_settings(
     assert (out / "semisupervised.json").read_bytes() == before  # nothing re-run
     assert again.table() == table
     # --first-seed adds seeds after those already there (seeds split across machines).
-    run_experiment(
-        out,
-        labels=(20,),
-        seeds=1,
-        first_seed=2,
-        settings=TINY_SETTINGS,
-        device="cpu",
-        progress=False,
-        data=digits_split,
-    )
+    kwargs = dict(labels=(20,), seeds=1, settings=TINY_SETTINGS, progress=False, data=digits_split)
+    run_experiment(out, first_seed=2, device="cpu", **kwargs)
     results = json.loads((out / "semisupervised.json").read_text())["results"]
     assert [r["seed"] for r in results] == [0, 1, 2]
     assert results[2]["labelled_indices"] != results[1]["labelled_indices"]
@@ -284,7 +276,6 @@ def test_experiment_writes_results_continues_and_refuses_other_settings(
         run_experiment(out, seeds=1, first_seed=-1, settings=TINY_SETTINGS, data=digits_split)
     # Another folder's seed 3 joins them in one table; a seed in both folders is refused.
     elsewhere = tmp_path / "ssl-b"
-    kwargs = dict(labels=(20,), seeds=1, settings=TINY_SETTINGS, progress=False, data=digits_split)
     run_experiment(elsewhere, first_seed=3, device="cpu", **kwargs)
     combined = combine_reports([out, elsewhere])
     assert [r["seed"] for r in combined.results] == [0, 1, 2, 3]
