@@ -27,8 +27,9 @@ def main() -> None:
     p.add_argument("--labels", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=float, default=24)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=int, default=50)
+    library = SemiSupervisedGAN()  # the library's defaults, so the two cannot drift apart
+    p.add_argument("--lr", type=float, default=library.lr)
+    p.add_argument("--batch-size", type=int, default=library.batch_size)
     p.add_argument("--out", default="benchmarks/results/semisupervised_curve")
     args = p.parse_args()
     train = load_mnist(args.data_dir, "train", download=False)
@@ -43,7 +44,7 @@ def main() -> None:
         errors = int((model.predict(test.images) != test.labels).sum())
         rows.append(
             {
-                "epoch": update * args.batch_size / 60_000,
+                "epoch": update * args.batch_size / len(train),
                 "seconds": round(clock["train"], 1),
                 "errors": errors,
             }
@@ -62,7 +63,7 @@ def main() -> None:
         train.images[idx],
         train.labels[idx],
         train.images,
-        log_every=30_000 // args.batch_size,
+        log_every=max(1, len(train) // (2 * args.batch_size)),  # every half epoch
         callback=watch,
     )
     out = Path(args.out)
