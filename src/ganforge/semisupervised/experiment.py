@@ -24,7 +24,13 @@ import numpy as np
 from ganforge.atomic import atomic_save, atomic_write_bytes
 from ganforge.data import ImageSet, load_mnist
 from ganforge.errors import GanforgeError
-from ganforge.semisupervised.estimator import SemiSupervisedGAN, SupervisedClassifier
+from ganforge.semisupervised.estimator import (
+    GAN_BATCH_SIZE,
+    GAN_EPOCHS,
+    GAN_LR,
+    SemiSupervisedGAN,
+    SupervisedClassifier,
+)
 from ganforge.semisupervised.labels import balanced_subset
 from ganforge.semisupervised.nets import CLASSIFIER_UNITS, GENERATOR_UNITS
 
@@ -47,9 +53,9 @@ PUBLISHED: dict[int, list[tuple[str, float, float]]] = {
 class Settings:
     """What a result depends on; a run folder continues only with equal settings."""
 
-    epochs: float = 12
-    batch_size: int = 50  # the GAN's: more updates per minute beat larger batches on a CPU
-    lr: float = 3e-3
+    epochs: float = GAN_EPOCHS
+    batch_size: int = GAN_BATCH_SIZE  # more updates per minute beat larger batches on a CPU
+    lr: float = GAN_LR
     baseline_batch_size: int = 100
     supervised_updates: int = 3000  # on the N labelled images alone
     full_updates: int = 6000  # on all 60,000 labels (10 epochs)
