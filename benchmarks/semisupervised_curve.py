@@ -4,7 +4,7 @@ Trains ``SemiSupervisedGAN`` on MNIST with N labels (seed's balanced subset) and
 training images unlabelled, and every half epoch counts the averaged classifier's errors on
 the 10,000 test images (evaluation time is excluded from the clock). Writes JSON and a PNG:
 
-    python benchmarks/semisupervised_curve.py --data-dir ../shared/datasets/mnist --epochs 24
+    python benchmarks/semisupervised_curve.py --data-dir ../shared/datasets/mnist
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def main() -> None:
     p.add_argument("--data-dir", default="../shared/datasets/mnist")
     p.add_argument("--labels", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=float, default=24)
     library = SemiSupervisedGAN()  # the library's defaults, so the two cannot drift apart
+    p.add_argument("--epochs", type=float, default=library.epochs)
     p.add_argument("--lr", type=float, default=library.lr)
     p.add_argument("--batch-size", type=int, default=library.batch_size)
     p.add_argument("--out", default="benchmarks/results/semisupervised_curve")
