@@ -39,8 +39,8 @@ from ganforge.train.ema import EMA
 FORMAT = "ganforge-classifier-1"
 
 # The semi-supervised GAN's recipe. experiment.Settings starts from these too, so the
-# protocol's defaults and the estimator's cannot drift apart. 20 epochs of batch 50 take about
-# 17 minutes on 2 CPU cores (benchmarks/README.md).
+# protocol's defaults and the estimator's cannot drift apart. 20 epochs of batch 50 took
+# 14-19.5 minutes a seed on 2 CPU cores, by the machine's load (benchmarks/README.md).
 GAN_EPOCHS = 20
 GAN_BATCH_SIZE = 50
 GAN_LR = 3e-3
