@@ -44,6 +44,9 @@ FORMAT = "ganforge-classifier-1"
 GAN_EPOCHS = 20
 GAN_BATCH_SIZE = 50
 GAN_LR = 3e-3
+# The labels-only baseline: the same classifier and rate, trained on labels alone.
+BASELINE_UPDATES = 3000
+BASELINE_BATCH_SIZE = 100
 
 
 def as_vectors(X: Tensor | np.ndarray, what: str = "X") -> Tensor:
@@ -168,9 +171,9 @@ class SupervisedClassifier(_ImageClassifier):
 
     def __init__(
         self,
-        updates: int = 3000,
-        batch_size: int = 100,
-        lr: float = 3e-3,
+        updates: int = BASELINE_UPDATES,
+        batch_size: int = BASELINE_BATCH_SIZE,
+        lr: float = GAN_LR,
         ema_decay: float = 0.999,
         units: tuple[int, ...] = CLASSIFIER_UNITS,
         device: str = "auto",

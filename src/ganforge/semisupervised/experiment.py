@@ -25,6 +25,8 @@ from ganforge.atomic import atomic_save, atomic_write_bytes
 from ganforge.data import ImageSet, load_mnist
 from ganforge.errors import GanforgeError
 from ganforge.semisupervised.estimator import (
+    BASELINE_BATCH_SIZE,
+    BASELINE_UPDATES,
     GAN_BATCH_SIZE,
     GAN_EPOCHS,
     GAN_LR,
@@ -56,8 +58,8 @@ class Settings:
     epochs: float = GAN_EPOCHS
     batch_size: int = GAN_BATCH_SIZE  # more updates per minute beat larger batches on a CPU
     lr: float = GAN_LR
-    baseline_batch_size: int = 100
-    supervised_updates: int = 3000  # on the N labelled images alone
+    baseline_batch_size: int = BASELINE_BATCH_SIZE
+    supervised_updates: int = BASELINE_UPDATES  # on the N labelled images alone
     full_updates: int = 6000  # on all 60,000 labels (10 epochs)
     units: tuple[int, ...] = CLASSIFIER_UNITS
     generator_units: tuple[int, ...] = GENERATOR_UNITS
