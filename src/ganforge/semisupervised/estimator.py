@@ -40,8 +40,8 @@ FORMAT = "ganforge-classifier-1"
 
 # The semi-supervised GAN's recipe. experiment.Settings starts from these too, so the
 # protocol's defaults and the estimator's cannot drift apart. 25 epochs of batch 50 are
-# 30,000 updates: 12.8 minutes a seed on 2 idle CPU cores at 25.5 ms an update, 18.8 at the
-# slowest rate measured on the same machine under load (benchmarks/README.md).
+# 30,000 updates: 12.5-13.9 minutes a seed on 2 idle CPU cores (25.5 ms an update); the
+# same machine has run 1.46 times slower under load (benchmarks/README.md).
 GAN_EPOCHS = 25
 GAN_BATCH_SIZE = 50
 GAN_LR = 3e-3
