@@ -294,6 +294,13 @@ def test_experiment_writes_results_continues_and_refuses_other_settings(
     other = Settings(**{**TINY_SETTINGS.to_dict(), "epochs": 1.0})
     with pytest.raises(GanforgeError, match="other settings"):
         run_experiment(out, labels=(20,), seeds=2, settings=other, data=digits_split)
+    # A folder written before the recipe was recorded ran an older training step: the
+    # current code must not add its seeds to that table.
+    old_step = json.loads((elsewhere / "semisupervised.json").read_text())
+    del old_step["settings"]["recipe"]
+    (elsewhere / "semisupervised.json").write_text(json.dumps(old_step))
+    with pytest.raises(GanforgeError, match="'recipe': 1"):
+        run_experiment(elsewhere, first_seed=4, device="cpu", **kwargs)
 
 
 def test_classify_labels_a_folder_like_predict_does(digits_split, tmp_path: Path, capsys):

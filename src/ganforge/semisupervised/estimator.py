@@ -45,6 +45,10 @@ FORMAT = "ganforge-classifier-1"
 GAN_EPOCHS = 25
 GAN_BATCH_SIZE = 50
 GAN_LR = 3e-3
+# The version of the training step itself, for what the settings above cannot say: 1 ran a
+# fresh real batch for feature matching, 2 reuses the classifier step's features. A run
+# folder records it, so results of different steps are never mixed under one table.
+RECIPE = 2
 # The labels-only baseline: the same classifier and rate, trained on labels alone.
 BASELINE_UPDATES = 3000
 BASELINE_BATCH_SIZE = 100

@@ -30,6 +30,7 @@ from ganforge.semisupervised.estimator import (
     GAN_BATCH_SIZE,
     GAN_EPOCHS,
     GAN_LR,
+    RECIPE,
     SemiSupervisedGAN,
     SupervisedClassifier,
 )
@@ -64,6 +65,7 @@ class Settings:
     units: tuple[int, ...] = CLASSIFIER_UNITS
     generator_units: tuple[int, ...] = GENERATOR_UNITS
     data: str = "mnist"  # which train/test images; run_experiment fills it in
+    recipe: int = RECIPE  # the training step's version (estimator.RECIPE)
 
     def __post_init__(self) -> None:  # JSON gives lists back
         self.units, self.generator_units = tuple(self.units), tuple(self.generator_units)
@@ -115,7 +117,9 @@ class SemiSupervisedReport:
 def _read_report(path: Path) -> SemiSupervisedReport:
     try:
         raw = json.loads(path.read_text())
-        return SemiSupervisedReport(Settings(**raw["settings"]), list(raw["results"]))
+        # Reports from before the field ran recipe 1.
+        settings = Settings(**{"recipe": 1, **raw["settings"]})
+        return SemiSupervisedReport(settings, list(raw["results"]))
     except (ValueError, KeyError, TypeError):
         raise GanforgeError(
             f"{path} is not a semi-supervised report of this version; use another --out"
