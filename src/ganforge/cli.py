@@ -50,6 +50,7 @@ SEMISUPERVISED_EXAMPLES = """examples:
   ganforge semisupervised --labels 100 --seeds 5 --out runs/ssl   # again: continues
   ganforge semisupervised --seeds 2 --first-seed 3 --out runs/ssl-b  # seeds 3, 4 elsewhere
   ganforge semisupervised --combine runs/ssl runs/ssl-b   # one table of both folders
+  ganforge semisupervised --epochs 300 --batch-size 100 --device cuda  # the paper's schedule
 """
 
 CLASSIFY_EXAMPLES = """examples:
