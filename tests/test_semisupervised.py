@@ -301,6 +301,9 @@ def test_experiment_writes_results_continues_and_refuses_other_settings(
     (elsewhere / "semisupervised.json").write_text(json.dumps(old_step))
     with pytest.raises(GanforgeError, match="'recipe': 1"):
         run_experiment(elsewhere, first_seed=4, device="cpu", **kwargs)
+    older = Settings(**{**TINY_SETTINGS.to_dict(), "recipe": 1})
+    with pytest.raises(GanforgeError, match="trains with recipe"):
+        run_experiment(tmp_path / "ssl-d", seeds=1, settings=older, data=digits_split)
 
 
 def test_classify_labels_a_folder_like_predict_does(digits_split, tmp_path: Path, capsys):

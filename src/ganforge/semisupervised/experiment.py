@@ -188,6 +188,10 @@ def run_experiment(
         raise GanforgeError(f"--first-seed must be 0 or more, got {first_seed}")
     if settings.epochs <= 0:
         raise GanforgeError(f"--epochs must be positive, got {settings.epochs}")
+    if settings.recipe != RECIPE:  # the field records the step; it cannot choose one
+        raise GanforgeError(
+            f"this version trains with recipe {RECIPE} only, the settings ask for {settings.recipe}"
+        )
     if data is None:
         bad = [n for n in labels if n < 10 or n % 10]
         if bad:  # before the data is read: MNIST has 10 classes
