@@ -28,15 +28,15 @@ def measure(network: str, data, steps: int, warmup: int, device: str, batch_size
     cfg = merge(RunConfig(), overrides)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp, data=data, progress=False)
-        acc = torch.zeros(4, device=trainer.device)
+        engine = trainer.engine
         for _ in range(warmup):
-            trainer.train_step(acc)
+            engine.train_step()
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         for _ in range(steps):
-            trainer.train_step(acc)
-        acc.tolist()  # waits for the device
+            engine.train_step()
+        engine.stats.read()  # waits for the device
         seconds = time.perf_counter() - start
     t = trainer.cfg.train
     return steps * t.batch_size * t.k / seconds, seconds / steps, t.batch_size

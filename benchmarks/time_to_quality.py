@@ -136,7 +136,7 @@ def no_preloaded_data(trainer: Trainer) -> None:
 
 
 def no_channels_last(trainer: Trainer) -> None:
-    for m in (trainer.g, trainer.d, trainer.ema.model):
+    for m in (trainer.g, trainer.d, trainer.recipe.ema):
         m.to(memory_format=torch.contiguous_format)
     if isinstance(trainer.data, ImageSet):  # not when the loader already replaced it
         trainer.data.images = trainer.data.images.contiguous()
@@ -144,11 +144,12 @@ def no_channels_last(trainer: Trainer) -> None:
 
 def no_fused_adam(trainer: Trainer) -> None:
     """PyTorch's default Adam on the CPU: a loop over the parameters, several ops each."""
-    for name in ("opt_g", "opt_d"):
-        fused = getattr(trainer, name)
+    optimizers = trainer.recipe.players.optimizers
+    for name, fused in optimizers.items():
         group = fused.param_groups[0]
         plain = torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"])
-        setattr(trainer, name, plain)
+        plain.param_groups[0]["base_lr"] = group["base_lr"]
+        optimizers[name] = plain
 
 
 ABLATIONS: dict[str, Callable[[Trainer], None] | None] = {
@@ -188,7 +189,7 @@ def timed_run(
             if switch_off is not None:
                 switch_off(trainer)
         sync_each_step = "stats_on_device" in off
-        acc = torch.zeros(4, device=trainer.device)
+        engine = trainer.engine
         z_dim = trainer.cfg.model.z_dim
         t = trainer.cfg.train
         curve, trained, steps = [], 0.0, 0
@@ -198,13 +199,13 @@ def timed_run(
         for target in targets:
             start = time.perf_counter()
             while trained + (time.perf_counter() - start) < target:
-                trainer.train_step(acc)
+                engine.train_step()
                 if sync_each_step:
-                    acc.tolist()
+                    engine.stats.read()
                 steps += 1
-            acc.tolist()  # wait for the device before reading the clock
+            engine.stats.read()  # wait for the device before reading the clock
             trained += time.perf_counter() - start
-            m = probe.generator(trainer.ema.model, z_dim)
+            m = probe.generator(trainer.recipe.ema, z_dim)
             m.update(seconds=round(trained, 2), step=steps)
             curve.append(m)
             if first_recognizable is None and recognizable(m):
@@ -216,7 +217,7 @@ def timed_run(
                 f"conf {m['confident_fraction']:.3f}  classes {m['classes_covered']}",
                 flush=True,
             )
-        final = probe.generator(trainer.ema.model, z_dim, final_samples)
+        final = probe.generator(trainer.recipe.ema, z_dim, final_samples)
         final_floor = probe.floor(final_samples)
     return {
         "network": network,

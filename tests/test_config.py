@@ -141,7 +141,9 @@ def test_config_yaml_in_run_folder_is_resolved(tmp_path: Path, network: str, opt
     )
     saved = yaml.safe_load((out / "config.yaml").read_text())
     family = NETWORKS.get(network)
-    assert saved["model"] == {"network": network, "z_dim": 8, "width": 8}
+    assert saved["model"] == {
+        "network": network, "z_dim": 8, "width": 8, "spectral_norm": False
+    }  # fmt: skip
     assert saved["optim"]["optimizer"] == optimizer
     assert saved["optim"]["lr"] == pytest.approx(family.optim["lr"])
     assert saved["train"]["steps"] == 1 and saved["data"]["name"] == "digits"

@@ -16,8 +16,7 @@ from ganforge.metrics.evaluate import RealData
 from ganforge.nets import NETWORKS, DataSpec, build_networks
 from ganforge.reproduce import REPRODUCTIONS
 from ganforge.reproduce.goodfellow2014 import FIGURE_PAIRS, PAPER_TABLE1, reproduce
-from ganforge.train import train
-from ganforge.train.loop import Trainer
+from ganforge.train import Trainer, train
 from ganforge.viz.neighbours import FRAME, neighbour_grid
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"

@@ -123,8 +123,9 @@ def test_load_generator_uses_the_ema_weights(uncond_run: Path):
     assert gen.spec.image_size == S and gen.z_dim == 8 and gen.num_classes == 0
     assert not gen.generator.training
     for key, value in gen.generator.state_dict().items():
-        assert torch.equal(value, state["ema"][key]), key
-    assert any(not torch.equal(state["ema"][k], state["generator"][k]) for k in state["generator"])
+        assert torch.equal(value, state["ema"]["generator"][key]), key
+    ema, g = state["ema"]["generator"], state["players"]["generator"]
+    assert any(not torch.equal(ema[k], g[k]) for k in g)
 
 
 def test_sample_is_deterministic_per_seed(uncond_run: Path):

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import ganforge.train.checkpoint as checkpoint_module
+import ganforge.io.safe as safe_module
 from ganforge.errors import GanforgeError
 from ganforge.train import Trainer, resume, train
-from ganforge.train.checkpoint import LAST, load_checkpoint, save_checkpoint
+from ganforge.train.checkpoint import FORMAT, LAST, load_checkpoint, save_checkpoint
 from ganforge.train.metrics_log import read_metrics
 
-TENSOR_PARTS = ("generator", "discriminator", "ema", "opt_g", "opt_d", "sampler", "rng", "step")
+TENSOR_PARTS = ("players", "ema", "optimizers", "scalers", "recipe", "rng", "step")
 
 
 def test_discriminator_learns_to_tell_real_from_fake(tmp_path: Path, make_config):
@@ -45,12 +45,12 @@ def test_run_folder_contents(uncond_run: Path):
     assert grids == ["step_000004.png", "step_000006.png"]
     state = load_checkpoint(uncond_run)
     assert state["step"] == 6
-    assert state["data_spec"] == {"channels": 1, "image_size": 8, "num_classes": 10}
+    assert state["recipe"]["data_spec"] == {"channels": 1, "image_size": 8, "num_classes": 10}
 
 
 def test_checkpoint_holds_only_plain_values(uncond_run: Path):
     state = torch.load(uncond_run / LAST, map_location="cpu", weights_only=True)
-    for key in ("config", "step", "generator", "discriminator", "ema", "opt_g", "opt_d"):
+    for key in ("config", "step", "players", "ema", "optimizers", "recipe", "rng"):
         assert key in state
     assert state["config"]["model"]["network"] == "dcgan"
 
@@ -131,9 +131,10 @@ def test_same_seed_gives_identical_weights(tmp_path: Path, make_config, same_sta
         train(make_config(train={"steps": 4, "seed": 5}), tmp_path / name, progress=False)
     train(make_config(train={"steps": 4, "seed": 6}), tmp_path / "c", progress=False)
     a, b, c = (load_checkpoint(tmp_path / n) for n in "abc")
-    for part in ("generator", "discriminator", "ema", "opt_g", "opt_d"):
+    for part in ("players", "ema", "optimizers"):
         same_state(a[part], b[part], part)
-    assert any(not torch.equal(a["generator"][k], c["generator"][k]) for k in a["generator"])
+    ga, gc = a["players"]["generator"], c["players"]["generator"]
+    assert any(not torch.equal(ga[k], gc[k]) for k in ga)
 
 
 def test_train_refuses_to_overwrite_a_run(uncond_run: Path, make_config, folder_snapshot):
@@ -168,10 +169,10 @@ def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Pa
         Path(f).write_bytes(b"\x00garbage")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", dying_save)
+    monkeypatch.setattr(safe_module.torch, "save", dying_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"step": 2, "weights": torch.zeros(3)})
-    monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
+    monkeypatch.setattr(safe_module.torch, "save", real_save)
 
     state = load_checkpoint(path)
     assert state["step"] == 1
@@ -201,7 +202,7 @@ class _Payload:
 @pytest.mark.parametrize("container", ["torch.save", "pickle"])
 def test_checkpoint_that_would_run_code_is_rejected(tmp_path: Path, container: str):
     def craft(path: Path, marker: Path) -> None:
-        state = {"format": checkpoint_module.FORMAT, "step": 1, "payload": _Payload(marker)}
+        state = {"format": FORMAT, "step": 1, "payload": _Payload(marker)}
         if container == "torch.save":
             torch.save(state, path)
         else:
@@ -309,14 +310,16 @@ def test_divergence_stops_with_an_error_and_keeps_the_last_good_checkpoint(
     from ganforge.losses import NonSaturatingLoss
 
     monkeypatch.setattr(
-        NonSaturatingLoss, "g_value", lambda self, logits: logits.sum() * float("nan")
+        NonSaturatingLoss, "g_value", lambda self, real, fake: fake.sum() * float("nan")
     )
     with pytest.raises(GanforgeError, match="diverged"):
         resume(tmp_path / "run", {"train": {"steps": 12}}, progress=False)
     state = load_checkpoint(tmp_path / "run")
     assert state["step"] == 4
     assert all(
-        torch.isfinite(t).all() for t in state["generator"].values() if t.is_floating_point()
+        torch.isfinite(t).all()
+        for t in state["players"]["generator"].values()
+        if t.is_floating_point()
     )
 
 
@@ -335,8 +338,9 @@ def test_mixed_precision_trains_and_saves_finite_weights(tmp_path: Path, make_co
     result = train(make_config(train={"amp": amp}), tmp_path / "run", progress=False)
     assert result.steps == 6
     state = load_checkpoint(tmp_path / "run")
-    assert all(torch.isfinite(t).all() for t in state["ema"].values() if t.is_floating_point())
-    assert state["ema"]["project.0.weight"].dtype == torch.float32  # weights stay float32
+    ema = state["ema"]["generator"]
+    assert all(torch.isfinite(t).all() for t in ema.values() if t.is_floating_point())
+    assert ema["project.0.weight"].dtype == torch.float32  # weights stay float32
 
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
@@ -344,7 +348,7 @@ MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist
 
 @pytest.mark.skipif(not MNIST_DIR.exists(), reason="MNIST files not beside the checkout")
 def test_eval_every_logs_metrics_keeps_the_best_checkpoint_and_resumes_exactly(
-    tmp_path: Path, make_config
+    tmp_path: Path, make_config, same_state
 ):
     cfg = make_config(
         data={"name": "mnist", "root": str(MNIST_DIR), "limit": 512},
@@ -355,7 +359,7 @@ def test_eval_every_logs_metrics_keeps_the_best_checkpoint_and_resumes_exactly(
     assert [r["step"] for r in rows] == [2, 4]
     assert all(r["eval/fid"] > 0 and 0 <= r["eval/precision"] <= 1 for r in rows)
     best = load_checkpoint(tmp_path / "straight" / "checkpoints" / "best.pt")
-    assert best["best_fid"] == pytest.approx(min(r["eval/fid"] for r in rows))
+    assert best["recipe"]["best_fid"] == pytest.approx(min(r["eval/fid"] for r in rows))
 
     half = make_config(
         data={"name": "mnist", "root": str(MNIST_DIR), "limit": 512},
@@ -364,10 +368,9 @@ def test_eval_every_logs_metrics_keeps_the_best_checkpoint_and_resumes_exactly(
     train(half, tmp_path / "resumed", progress=False)
     resume(tmp_path / "resumed", {"train": {"steps": 4}}, progress=False)
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
-    for part in ("generator", "discriminator", "ema"):
-        for key in a[part]:
-            assert torch.equal(a[part][key], b[part][key]), (part, key)
-    assert a["best_fid"] == b["best_fid"]
+    for part in ("players", "ema"):
+        same_state(a[part], b[part], part)
+    assert a["recipe"]["best_fid"] == b["recipe"]["best_fid"]
 
 
 def test_eval_every_needs_mnist_shaped_data_and_writes_nothing_otherwise(

@@ -518,7 +518,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from ganforge.atomic import atomic_write_bytes
+    from ganforge.io.atomic import atomic_write_bytes
     from ganforge.metrics.evaluate import evaluate, format_table
 
     if args.num < 2:

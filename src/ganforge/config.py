@@ -1,75 +1,174 @@
-"""Run configuration: defaults, overlaid by a YAML file, overlaid by command-line flags.
+"""Configuration: one dataclass per recipe, defaults overlaid by YAML, overlaid by flags.
 
-The resolved configuration (network-family defaults filled in) is written to the run
-folder as ``config.yaml`` for people and stored in every checkpoint, which is what resume and
-sample read.
+Every field carries its own command-line metadata (:func:`option`): help, flag name,
+choices and whether a resumed run may change it. The CLI is generated from it, so a default
+lives in exactly one place. The resolved configuration (network-family defaults filled in)
+is written to the run folder as ``config.yaml`` and stored in every checkpoint, which is
+what resume and sample read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
-from ganforge.atomic import atomic_write_bytes
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_write_bytes
+
+C = TypeVar("C")
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
+    metavar: str | None = None,
+    default_text: str | None = None,
+    resumable: bool = False,
+    cli: bool = True,
+) -> Any:
+    """A config field with its command-line description.
+
+    ``flag`` defaults to the field name (``batch_size`` -> ``--batch-size``); a boolean whose
+    default is true gets ``--no-NAME``. ``choices`` may be a callable (a registry's names,
+    looked up when the parser is built). ``default_text`` replaces the shown default (for
+    ``None``, which means "decided later"). ``resumable``: a resumed run may change it.
+    """
+    meta = {
+        "help": help,
+        "flag": flag,
+        "choices": choices,
+        "metavar": metavar,
+        "default_text": default_text,
+        "resumable": resumable,
+        "cli": cli,
+    }
+    return field(default=default, metadata=meta)
+
+
+def _registry(module: str, name: str) -> Callable[[], list[str]]:
+    def names() -> list[str]:
+        import importlib
+
+        return getattr(importlib.import_module(module), name).names()
+
+    return names
 
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"  # mnist | folder | digits
-    root: str | None = None  # data directory (mnist) or image folder (folder)
-    image_size: int | None = None  # folder only; others have a native size
-    channels: int | None = None  # folder only: 1 or 3
-    limit: int | None = None  # keep only the first N images
-    download: bool = True
+    name: str = option(
+        "mnist", "dataset", flag="--dataset", choices=_registry("ganforge.data", "DATASETS")
+    )
+    root: str | None = option(
+        None,
+        "MNIST IDX folder or image folder",
+        flag="--data-dir",
+        metavar="DIR",
+        default_text="$GANFORGE_DATA, else ~/.cache/ganforge/mnist",
+        resumable=True,
+    )
+    image_size: int | None = option(
+        None, "folder datasets: square size", metavar="S", default_text="64"
+    )
+    channels: int | None = option(None, "folder datasets: 1 gray or 3 RGB", choices=(1, 3))
+    limit: int | None = option(None, "use only the first N images", metavar="N")
+    download: bool = option(True, "never download missing MNIST files", resumable=True)
 
 
 @dataclass
 class ModelConfig:
-    network: str = "dcgan"
-    z_dim: int | None = None  # None: the family's default
-    width: int | None = None
+    network: str = option("dcgan", "network family", choices=_registry("ganforge.nets", "NETWORKS"))
+    z_dim: int | None = option(None, "noise size", metavar="D", default_text="the network's")
+    width: int | None = option(None, "base channel/unit count", default_text="the network's")
+    spectral_norm: bool = option(False, "spectral normalization on the discriminator's layers")
 
 
 @dataclass
 class LossConfig:
-    name: str = "nonsaturating"
+    name: str = option(
+        "nonsaturating",
+        "adversarial loss",
+        flag="--loss",
+        choices=_registry("ganforge.losses", "LOSSES"),
+    )
+    r1: float = option(0.0, "R1 penalty weight gamma on real images (0: off)", metavar="GAMMA")
+    r1_every: int = option(1, "apply R1 every N steps (lazy regularization)", metavar="N")
+    r2: float = option(0.0, "R2 penalty weight gamma on generated images (0: off)", metavar="GAMMA")
+    r2_every: int = option(1, "apply R2 every N steps", metavar="N")
+    gp: float = option(0.0, "WGAN-GP gradient penalty weight lambda (0: off)", metavar="LAMBDA")
+    gp_every: int = option(1, "apply the gradient penalty every N steps", metavar="N")
+    augment: str = option(
+        "",
+        "DiffAugment policies for the discriminator's inputs, comma-separated: "
+        "translation, cutout, color",
+        metavar="POLICY",
+        default_text="none",
+    )
 
 
 @dataclass
 class OptimConfig:
-    optimizer: str | None = None  # adam | sgd; None: the family's default
-    lr: float | None = None
-    beta1: float | None = None  # Adam; None: the family's default
-    beta2: float | None = None
-    momentum: float | None = None  # SGD
+    optimizer: str | None = option(
+        None,
+        "optimizer",
+        choices=_registry("ganforge.train.optim", "OPTIMIZERS"),
+        default_text="the network's",
+    )
+    lr: float | None = option(None, "learning rate", default_text="the network's")
+    beta1: float | None = option(None, "Adam's beta1", default_text="the network's")
+    beta2: float | None = option(None, "Adam's beta2", default_text="the network's")
+    momentum: float | None = option(None, "SGD momentum", default_text="0.5")
+    weight_decay: float | None = option(None, "weight decay (adamw, sgd)", default_text="0")
+    schedule: str = option(
+        "constant",
+        "learning-rate schedule",
+        choices=_registry("ganforge.train.optim", "SCHEDULES"),
+    )
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 1600  # generator steps
-    epochs: float | None = None  # if set, overrides steps
-    batch_size: int = 64
-    k: int = 1  # discriminator steps per generator step
-    seed: int = 0
-    ema_decay: float = 0.999
-    device: str = "auto"  # auto | cpu | cuda | mps | cuda:1 ...
-    amp: str = "auto"  # auto | off | bf16 | fp16
-    log_every: int = 50
-    sample_every: int = 400
-    checkpoint_every: int = 800
-    num_samples: int = 100  # images in each sample grid
-    eval_every: int | None = None  # MNIST: FID etc. every N steps; keeps checkpoints/best.pt
-    eval_samples: int = 2000
+    steps: int = option(1600, "generator steps", resumable=True)
+    epochs: float | None = option(
+        None, "train this many passes over the data instead of --steps", resumable=True
+    )
+    batch_size: int = option(64, "images per batch", metavar="B")
+    k: int = option(1, "discriminator steps per generator step")
+    seed: int = option(0, "random seed")
+    ema_decay: float = option(0.999, "generator weight average", metavar="DECAY")
+    device: str = option("auto", "auto, cpu, cuda, mps, cuda:1 ...", resumable=True)
+    amp: str = option(
+        "auto", "mixed precision", choices=("auto", "off", "bf16", "fp16"), resumable=True
+    )
+    log_every: int = option(50, "log statistics every N steps", metavar="N", resumable=True)
+    sample_every: int = option(
+        400, "write a sample grid every N steps", metavar="N", resumable=True
+    )
+    checkpoint_every: int = option(800, "checkpoint every N steps", metavar="N", resumable=True)
+    num_samples: int = option(100, "images in each sample grid", metavar="N")
+    eval_every: int | None = option(
+        None,
+        "MNIST: log FID, KID, precision/recall, coverage every N steps; keep best.pt by FID",
+        metavar="N",
+        default_text="never",
+        resumable=True,
+    )
+    eval_samples: int = option(2000, "samples per evaluation", metavar="N", resumable=True)
 
 
 @dataclass
 class RunConfig:
+    """The GAN recipe's configuration: its sections are the sections of config.yaml."""
+
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -77,7 +176,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
@@ -90,42 +189,62 @@ class RunConfig:
         return max(1, math.ceil(self.train.epochs * per_epoch / self.train.k))
 
 
-def merge(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """Return ``cfg`` with ``{"section": {"key": value}}`` overrides applied and type-checked."""
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config as plain YAML-able values (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def merge(cfg: C, overrides: dict[str, Any], _where: str = "") -> C:
+    """Return ``cfg`` (a config dataclass, flat or of sections) with ``overrides`` applied and
+    type-checked: ``{"section": {"key": value}}`` or ``{"key": value}``."""
     if not isinstance(overrides, dict):
-        raise GanforgeError(
-            "a config must be a mapping of sections (data, model, loss, optim, train)"
-        )
-    sections = {}
-    for f in dataclasses.fields(cfg):
-        current = getattr(cfg, f.name)
-        given = overrides.get(f.name) or {}
-        if not isinstance(given, dict):
-            raise GanforgeError(f"config section {f.name!r} must be a mapping")
-        known = {g.name: g for g in dataclasses.fields(current)}
-        unknown = set(given) - set(known)
-        if unknown:
-            raise GanforgeError(
-                f"unknown key(s) in config section {f.name!r}: {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(known)}"
-            )
-        values = {k: _check(f"{f.name}.{k}", v, known[k].type) for k, v in given.items()}
-        if f.name == "train" and "steps" in values and "epochs" not in values:
-            values["epochs"] = None  # a step count given later wins over epochs given earlier
-        sections[f.name] = dataclasses.replace(current, **values)
-    unknown = set(overrides) - set(sections)
+        if _where:
+            raise GanforgeError(f"config section {_where[:-1]!r} must be a mapping")
+        names = ", ".join(f.name for f in dataclasses.fields(cfg))
+        raise GanforgeError(f"a config must be a mapping of sections or keys ({names})")
+    known = {f.name: f for f in dataclasses.fields(cfg)}
+    unknown = set(overrides) - set(known)
     if unknown:
-        raise GanforgeError(f"unknown config section(s): {', '.join(sorted(unknown))}")
-    return RunConfig(**sections)
+        what = f"key(s) in config section {_where[:-1]!r}" if _where else "config section(s)"
+        if not _where and not any(dataclasses.is_dataclass(getattr(cfg, k)) for k in known):
+            what = "config key(s)"
+        raise GanforgeError(
+            f"unknown {what}: {', '.join(sorted(map(str, unknown)))}; known: {', '.join(known)}"
+        )
+    values: dict[str, Any] = {}
+    for name, given in overrides.items():
+        current = getattr(cfg, name)
+        if dataclasses.is_dataclass(current):
+            values[name] = merge(current, given or {}, f"{_where}{name}.")
+        else:
+            values[name] = _check(f"{_where}{name}", given, known[name].type)
+    if "steps" in values and "epochs" in known and "epochs" not in values:
+        values["epochs"] = None  # a step count given later wins over epochs given earlier
+    return dataclasses.replace(cfg, **values)
 
 
-def _check(key: str, value: Any, annotation: str) -> Any:
+def _check(key: str, value: Any, annotation: Any) -> Any:
     """Check ``value`` against the field's annotation ("int", "float | None" ...)."""
-    kinds = {part.strip() for part in str(annotation).split("|")}
+    text = str(annotation)
+    kinds = {part.strip() for part in text.split("|")}
     if value is None:
         if "None" not in kinds:
             raise GanforgeError(f"config {key} must not be empty")
         return value
+    if text.startswith("tuple[int"):
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise GanforgeError(f"config {key} must be a list of whole numbers, got {value!r}")
+        return tuple(value)
     if "bool" in kinds:
         if not isinstance(value, bool):
             raise GanforgeError(f"config {key} must be true or false, got {value!r}")
@@ -138,6 +257,17 @@ def _check(key: str, value: Any, annotation: str) -> Any:
     elif "str" in kinds and not isinstance(value, str):
         raise GanforgeError(f"config {key} must be a string, got {value!r}")
     return value
+
+
+def resumable_keys(cfg_type: type) -> set[str]:
+    """``section.key`` (or ``key``) of every field a resumed run may change."""
+    out = set()
+    for f in dataclasses.fields(cfg_type):
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            out |= {f"{f.name}.{k}" for k in resumable_keys(f.default_factory)}
+        elif f.metadata.get("resumable"):
+            out.add(f.name)
+    return out
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -155,10 +285,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return raw or {}
 
 
+def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = "0 or more" if allow_zero else "positive"
+        raise GanforgeError(f"{name} must be {bound}, got {value}")
+
+
 def resolve(cfg: RunConfig) -> RunConfig:
     """Fill the network family's defaults (z size, width, optimizer) and validate values."""
-    from ganforge.losses import LOSSES
+    from ganforge.losses import LOSSES, DiffAugment
     from ganforge.nets import NETWORKS
+    from ganforge.train.optim import OPTIMIZERS, SCHEDULES
 
     family = NETWORKS.get(cfg.model.network)
     LOSSES.get(cfg.loss.name)
@@ -175,23 +315,37 @@ def resolve(cfg: RunConfig) -> RunConfig:
         z_dim=family.z_dim if cfg.model.z_dim is None else cfg.model.z_dim,
         width=family.width if cfg.model.width is None else cfg.model.width,
     )
+    loss = cfg.loss
+    for reg in ("r1", "r2", "gp"):
+        _positive(f"loss.{reg}", getattr(loss, reg), allow_zero=True)
+        if getattr(loss, f"{reg}_every") < 1:
+            raise GanforgeError(f"loss.{reg}_every must be at least 1")
+    DiffAugment(loss.augment)  # an unknown policy is refused here, before any output
     given = {k: v for k, v in dataclasses.asdict(cfg.optim).items() if v is not None}
     name = given.get("optimizer", family.optim["optimizer"])
+    OPTIMIZERS.get(name)
+    SCHEDULES.get(cfg.optim.schedule)
     # The family's hyper-parameters apply only to the family's own optimizer.
     family_opt = family.optim if name == family.optim["optimizer"] else {}
-    fallback = {"lr": {"adam": 2e-4, "sgd": 0.1}.get(name), "beta1": 0.5, "beta2": 0.999}
-    optim = OptimConfig(**{**fallback, "momentum": 0.5, **family_opt, **given, "optimizer": name})
-    if optim.optimizer not in ("adam", "sgd"):
-        raise GanforgeError(f"unknown optimizer {optim.optimizer!r}; choose adam or sgd")
+    fallback = {
+        "lr": {"sgd": 0.1}.get(name, 2e-4),
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "momentum": 0.5,
+        "weight_decay": 0.0,
+    }
+    optim = OptimConfig(**{**fallback, **family_opt, **given, "optimizer": name})
+    _positive("optim.lr", optim.lr)
+    _positive("optim.weight_decay", optim.weight_decay, allow_zero=True)
     t = cfg.train
     counts = ("steps", "batch_size", "k", "log_every", "sample_every", "checkpoint_every")
     if t.eval_every is not None and t.eval_every < 1:
         raise GanforgeError(f"train.eval_every must be at least 1, got {t.eval_every}")
     if t.eval_samples < 10:
         raise GanforgeError(f"train.eval_samples must be at least 10, got {t.eval_samples}")
-    for name in (*counts, "num_samples"):
-        if getattr(t, name) < 1:
-            raise GanforgeError(f"train.{name} must be at least 1, got {getattr(t, name)}")
+    for key in (*counts, "num_samples"):
+        if getattr(t, key) < 1:
+            raise GanforgeError(f"train.{key} must be at least 1, got {getattr(t, key)}")
     if t.epochs is not None and not (math.isfinite(t.epochs) and t.epochs > 0):
         raise GanforgeError(f"train.epochs must be positive, got {t.epochs}")
     if not 0.0 <= t.ema_decay < 1.0:
@@ -201,5 +355,5 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, data=data, model=model, optim=optim)
 
 
-def save_yaml(cfg: RunConfig, path: Path) -> None:
-    atomic_write_bytes(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+def save_yaml(cfg: Any, path: Path) -> None:
+    atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

@@ -58,15 +58,20 @@ class LoadedGenerator:
 
 def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     """Load the EMA generator from a run folder or checkpoint file."""
-    state = load_checkpoint(path)
-    cfg = state["config"]
-    network = cfg["model"]["network"]
-    spec = DataSpec(**state["data_spec"])
-    g, _ = build_networks(network, spec, cfg["model"]["z_dim"], cfg["model"]["width"])
-    load_state(g, state["ema"], "EMA generator", network)
+    state = load_checkpoint(path, kind="gan")
+    try:
+        cfg, recipe = state["config"], state["recipe"]
+        network = cfg["model"]["network"]
+        spec = DataSpec(**recipe["data_spec"])
+        z_dim, width = cfg["model"]["z_dim"], cfg["model"]["width"]
+        ema = state["ema"]["generator"]
+    except (KeyError, TypeError) as err:
+        raise GanforgeError(f"{path} holds an incomplete GAN checkpoint ({err})") from None
+    g, _ = build_networks(network, spec, z_dim, width)
+    load_state(g, ema, "EMA generator", network)
     dev = pick_device(device)
     return LoadedGenerator(
-        g.to(dev).eval(), network, spec, state["class_names"], state["step"], dev
+        g.to(dev).eval(), network, spec, recipe["class_names"], state["step"], dev
     )
 
 

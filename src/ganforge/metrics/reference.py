@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ganforge.atomic import atomic_write_bytes
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_write_bytes
 
 WEIGHTS = Path(__file__).with_name("weights") / "mnist_reference.pt"
 SHA256 = "2ed6829a7a4bff45edfa378487bacc6c0a20a163dfc234a7401984adab2feebc"

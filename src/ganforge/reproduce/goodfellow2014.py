@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganforge.atomic import atomic_write_bytes
 from ganforge.config import RunConfig, merge
 from ganforge.data import ImageSet
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_write_bytes
 from ganforge.metrics.evaluate import (
     RealData,
     evaluate_images,

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ganforge.atomic import atomic_path, atomic_write_bytes
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_path, atomic_write_bytes
 from ganforge.robustness.attacks import NORMS, Box, _flat_norm, _loss_grad, fgsm, pgd
 
 ATTACKS = ("noise", "one-step", "pgd-weak", "pgd")

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.atomic import atomic_save
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_save
+from ganforge.io.safe import load_safely
 from ganforge.registry import Registry
-from ganforge.train.checkpoint import load_safely
 
 FORMAT = "ganforge-robust-classifier-1"
 MODEL_FILE = "model.pt"

@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ganforge.atomic import atomic_write_bytes
 from ganforge.data import ImageSet, load_split
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_write_bytes
 from ganforge.robustness.attacks import _descend, _fgsm, pgd
 from ganforge.robustness.models import (
     CLASSIFIERS,

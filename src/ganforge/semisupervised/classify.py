@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from ganforge.atomic import atomic_write_bytes
 from ganforge.data import load_image_folder
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_write_bytes
 from ganforge.semisupervised.estimator import load_classifier
 
 MODEL_FILE = "classifier.pt"

@@ -22,9 +22,10 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ganforge.atomic import atomic_save
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_save
+from ganforge.io.safe import load_safely
 from ganforge.semisupervised.losses import classifier_loss, feature_matching
 from ganforge.semisupervised.nets import (
     CLASSIFIER_UNITS,
@@ -32,7 +33,6 @@ from ganforge.semisupervised.nets import (
     Classifier,
     Generator,
 )
-from ganforge.train.checkpoint import load_safely
 from ganforge.train.device import pick_device
 from ganforge.train.ema import EMA
 

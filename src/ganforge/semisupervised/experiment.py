@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ganforge.atomic import atomic_save, atomic_write_bytes
 from ganforge.data import ImageSet, load_mnist
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_save, atomic_write_bytes
 from ganforge.semisupervised.estimator import (
     BASELINE_BATCH_SIZE,
     BASELINE_UPDATES,

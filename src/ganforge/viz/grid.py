@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from ganforge.atomic import atomic_path
 from ganforge.data.images import to_uint8
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_path
 
 
 def grid_image(images: Tensor, nrow: int | None = None, padding: int = 2) -> Tensor:

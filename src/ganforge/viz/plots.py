@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ganforge.atomic import atomic_path
+from ganforge.io.atomic import atomic_path
 
 
 def plot_losses(rows: list[dict[str, Any]], path: str | Path) -> None:

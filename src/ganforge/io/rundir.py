@@ -1,0 +1,85 @@
+"""Run folders: ``manifest.json`` names what a folder holds, so every command can tell a GAN
+run from a semi-supervised or a robust one and refuse the wrong kind in one line.
+
+The manifest: ``{"kind": "gan" | "semisupervised" | "robust", "format": 2, "ganforge":
+version}``. Folders written before the manifest existed (format 1) are recognised by their
+files. A folder of a newer format is refused with a message that says to upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_write_bytes
+
+MANIFEST = "manifest.json"
+FORMAT = 2
+KINDS = ("gan", "semisupervised", "robust")
+# What each kind is trained with, for messages that send a folder to the right command.
+COMMANDS = {
+    "gan": "ganforge train",
+    "semisupervised": "ganforge semisupervised",
+    "robust": "ganforge robust-train",
+}
+
+
+def _legacy_kind(path: Path) -> str | None:
+    """The kind of a folder written before manifests, from its files."""
+    if (path / "checkpoints" / "last.pt").is_file():
+        return "gan"
+    if (path / "semisupervised.json").is_file():
+        return "semisupervised"
+    if (path / "summary.json").is_file() or (path / "model.pt").is_file():
+        return "robust"
+    return None
+
+
+def read_manifest(path: str | Path) -> dict[str, Any] | None:
+    """The folder's manifest (format-1 folders get one made up from their files), or None
+    when the folder holds no run."""
+    path = Path(path)
+    file = path / MANIFEST
+    if not file.is_file():
+        kind = _legacy_kind(path)
+        return None if kind is None else {"kind": kind, "format": 1}
+    try:
+        manifest = json.loads(file.read_text())
+        kind, fmt = manifest["kind"], manifest["format"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise GanforgeError(f"{file} is not a ganforge run manifest") from None
+    if not isinstance(fmt, int) or fmt > FORMAT:
+        raise GanforgeError(
+            f"{path} was written by a newer ganforge (run format {fmt}); upgrade ganforge "
+            "to read it"
+        )
+    if kind not in KINDS:
+        raise GanforgeError(f"{path} holds a run of unknown kind {kind!r}")
+    return manifest
+
+
+def run_kind(path: str | Path) -> str | None:
+    manifest = read_manifest(path)
+    return None if manifest is None else manifest["kind"]
+
+
+def require_kind(path: str | Path, kind: str, command: str) -> None:
+    """Refuse ``path`` in one line when it holds a run of another kind."""
+    found = run_kind(path)
+    if found is not None and found != kind:
+        raise GanforgeError(
+            f"{path} is a {found} run folder, not a {kind} one; '{command}' cannot use it "
+            f"(it was made by '{COMMANDS[found]}')"
+        )
+
+
+def write_manifest(path: str | Path, kind: str) -> None:
+    """Mark ``path`` as a run of ``kind`` (refused when it already holds another kind)."""
+    from ganforge import __version__
+
+    path = Path(path)
+    require_kind(path, kind, COMMANDS[kind])
+    manifest = {"kind": kind, "format": FORMAT, "ganforge": __version__}
+    atomic_write_bytes(path / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())

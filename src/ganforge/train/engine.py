@@ -1,0 +1,384 @@
+"""The one training engine: every recipe (the GAN, the semi-supervised GAN, its labels-only
+baseline, adversarial training) is trained by :class:`Engine`, none by a loop of its own.
+
+A :class:`Recipe` brings its players (:class:`Players`: modules, optimizers, schedules,
+grad scalers, weight averages) and its phases (:class:`Phase`: a named step such as
+"D main", "G main" or "D r1", each with its own interval, as in stylegan2-ada's loop). The
+engine owns the rest: the step count, learning-rate schedules, mixed precision, the
+averages, callbacks (sample grids, evaluation), statistics (summed on the device, read once
+per logging window), the divergence check, checkpoints, Ctrl-C / SIGTERM (finish the step,
+checkpoint, stop) and exact resume (weights, optimizers, samplers and random state).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ganforge.errors import GanforgeError
+from ganforge.train.checkpoint import FORMAT, save_checkpoint
+from ganforge.train.device import autocast
+from ganforge.train.dist import is_writer
+from ganforge.train.ema import EMA
+from ganforge.train.metrics_log import MetricsLog
+from ganforge.train.optim import SCHEDULES
+
+
+@dataclass
+class Phase:
+    """A named part of a training step; ``run()`` steps its player's optimizer and returns
+    statistics (0-dim tensors, left on the device). It runs when ``step % every == 0``."""
+
+    name: str
+    run: Callable[[], dict[str, Tensor]]
+    every: int = 1
+
+
+@dataclass
+class Callback:
+    """``fn(engine)`` after every ``every`` steps, and once more after the last step when
+    that did not fall on the interval (``at_end``). Its time is not training time."""
+
+    every: int
+    fn: Callable[[Engine], None]
+    at_end: bool = True
+
+
+class Players:
+    """The modules a recipe trains, each with its optimizer, learning-rate schedule, grad
+    scaler (fp16) and optional weight average, on one device and precision."""
+
+    def __init__(self, device: torch.device, amp: torch.dtype | None = None) -> None:
+        self.device, self.amp = device, amp
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedules: dict[str, str] = {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.emas: dict[str, EMA] = {}
+
+    def add(
+        self,
+        name: str,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        schedule: str = "constant",
+        ema_decay: float | None = None,
+    ) -> None:
+        self.modules[name] = module
+        if optimizer is not None:
+            SCHEDULES.get(schedule)
+            for group in optimizer.param_groups:
+                group.setdefault("base_lr", group["lr"])
+            self.optimizers[name], self.schedules[name] = optimizer, schedule
+            fp16 = self.amp == torch.float16
+            self.scalers[name] = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        if ema_decay is not None:
+            self.emas[name] = EMA(module, ema_decay)
+
+    def __getitem__(self, name: str) -> nn.Module:
+        return self.modules[name]
+
+    def autocast(self):
+        return autocast(self.device, self.amp)
+
+    def step(self, name: str, loss: Tensor) -> None:
+        """Backpropagate ``loss`` (scaled under fp16) and step ``name``'s optimizer."""
+        opt, scaler = self.optimizers[name], self.scalers[name]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def set_lr(self, step: int, total: int) -> None:
+        for name, opt in self.optimizers.items():
+            factor = SCHEDULES.get(self.schedules[name])(step, total)
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
+
+    def update_averages(self, step: int) -> None:
+        for name, ema in self.emas.items():
+            ema.update(self.modules[name], step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "players": {k: m.state_dict() for k, m in self.modules.items()},
+            "ema": {k: e.model.state_dict() for k, e in self.emas.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any], network: str = "") -> None:
+        from ganforge.train.checkpoint import load_state
+
+        for k, m in self.modules.items():
+            load_state(m, state["players"][k], k, network)
+        for k, e in self.emas.items():
+            load_state(e.model, state["ema"][k], f"averaged {k}", network)
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+            self.scalers[k].load_state_dict(state["scalers"][k])
+
+
+class Recipe:
+    """What the engine trains. Subclasses set ``players`` and return their ``phases()``;
+    ``state_dict``/``load_state_dict`` carry their own state (samplers, best scores)."""
+
+    kind = ""
+    players: Players
+    images_per_step: int | None = None  # for an images/s statistic
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def postfix(self, stats: dict[str, float]) -> dict[str, str]:
+        """What the progress bar shows of a logging window's statistics."""
+        return {k: f"{v:.3f}" for k, v in list(stats.items())[:4]}
+
+
+class Statistics:
+    """Sums each phase's statistics on the device; :meth:`read` is the one host sync of a
+    logging window."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, stats: dict[str, Tensor]) -> None:
+        for key, value in stats.items():
+            value = value.detach().float()
+            if key in self.sums:
+                self.sums[key] += value
+                self.counts[key] += 1
+            else:
+                self.sums[key], self.counts[key] = value.clone(), 1
+
+    def finite(self) -> bool:
+        return not self.sums or bool(torch.stack(list(self.sums.values())).isfinite().all())
+
+    def read(self) -> dict[str, float]:
+        """The window's means, then a new window."""
+        if not self.sums:
+            return {}
+        keys = list(self.sums)
+        values = torch.stack([self.sums[k] for k in keys]).tolist()
+        means = {k: v / self.counts[k] for k, v in zip(keys, values, strict=True)}
+        self.sums, self.counts = {}, {}
+        return means
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": {k: v.cpu() for k, v in self.sums.items()}, "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.sums = {k: v.to(device) for k, v in state.get("sums", {}).items()}
+        self.counts = dict(state.get("counts", {}))
+
+
+@dataclass
+class EngineResult:
+    steps: int
+    interrupted: bool
+    seconds: float  # training time of this call (callbacks and checkpoints excluded)
+    steps_done: int
+    last_stats: dict[str, float] = field(default_factory=dict)
+
+
+def rng_state(device: torch.device) -> dict[str, Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    if device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+    if "mps" in state and device.type == "mps":
+        torch.mps.set_rng_state(state["mps"])
+
+
+class Engine:
+    """Trains ``recipe`` for ``total_steps`` steps.
+
+    ``checkpoint``: the file written every ``checkpoint_every`` steps, at the end and on
+    Ctrl-C (None: never). ``header``: plain values stored in every checkpoint (the config).
+    ``log``: where statistics go every ``log_every`` steps (also given to ``on_log``).
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        total_steps: int,
+        *,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        log_every: int = 50,
+        log: MetricsLog | None = None,
+        on_log: Callable[[int, dict[str, float]], None] | None = None,
+        callbacks: list[Callback] | tuple[Callback, ...] = (),
+        header: dict[str, Any] | None = None,
+        progress: bool = True,
+        desc: str = "train",
+    ) -> None:
+        self.recipe, self.players = recipe, recipe.players
+        self.device = self.players.device
+        self.total_steps = total_steps
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.checkpoint_every = checkpoint_every
+        self.log_every, self.log, self.on_log = log_every, log, on_log
+        self.callbacks = list(callbacks)
+        self.header = header or {}
+        self.progress, self.desc = progress, desc
+        self.phases = recipe.phases()
+        self.stats = Statistics()
+        self.step = 0
+        self.window_steps = 0
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "kind": self.recipe.kind,
+            **self.header,
+            "step": self.step,
+            **self.players.state_dict(),
+            "recipe": self.recipe.state_dict(),
+            "rng": rng_state(self.device),
+            "stats": {**self.stats.state_dict(), "window_steps": self.window_steps},
+        }
+
+    def load_state_dict(self, state: dict[str, Any], network: str = "") -> None:
+        """Continue from a checkpoint: everything the next step depends on is restored."""
+        if state.get("kind") != self.recipe.kind:
+            raise GanforgeError(
+                f"the checkpoint is a {state.get('kind')} run, not a {self.recipe.kind} one"
+            )
+        self.players.load_state_dict(state, network)
+        self.recipe.load_state_dict(state["recipe"])
+        set_rng_state(state["rng"], self.device)
+        self.step = int(state["step"])
+        stats = state.get("stats", {})
+        self.stats.load_state_dict(stats, self.device)
+        self.window_steps = int(stats.get("window_steps", 0))
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Checkpoint to ``path`` (default: the engine's checkpoint file); weights that the
+        statistics show diverged are never written."""
+        path = path or self.checkpoint
+        if path is None or not is_writer():
+            return
+        self._check_finite()
+        save_checkpoint(path, self.state_dict())
+
+    def _check_finite(self) -> None:
+        if not self.stats.finite():
+            raise GanforgeError(
+                f"training diverged (non-finite losses) by step {self.step}; the last "
+                "checkpoint is kept. Try a lower --lr"
+            )
+
+    # -- the loop ---------------------------------------------------------------------------
+    def train_step(self) -> None:
+        """One step: every phase due at this step, then the weight averages."""
+        self.players.set_lr(self.step, self.total_steps)
+        for phase in self.phases:
+            if self.step % phase.every == 0:
+                self.stats.add(phase.run())
+        self.step += 1
+        self.window_steps += 1
+        self.players.update_averages(self.step)
+
+    def _log(self, seconds: float) -> dict[str, float]:
+        steps = self.window_steps
+        self._check_finite()
+        stats = self.stats.read()
+        if self.recipe.images_per_step:
+            stats["images_per_s"] = steps * self.recipe.images_per_step / max(seconds, 1e-9)
+        if self.log is not None and is_writer():
+            self.log.scalars(self.step, stats)
+        if self.on_log is not None:
+            self.on_log(self.step, stats)
+        self.window_steps = 0
+        return stats
+
+    def run(self) -> EngineResult:
+        """Train to ``total_steps``; Ctrl-C or SIGTERM finish the step, checkpoint and stop
+        (a second Ctrl-C stops at once)."""
+        stop = {"asked": False}
+
+        def on_signal(signum, frame):
+            if stop["asked"]:
+                raise KeyboardInterrupt
+            stop["asked"] = True
+
+        main = threading.current_thread() is threading.main_thread()
+        signals = (signal.SIGINT, signal.SIGTERM) if main else ()
+        previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+        start_step, stats = self.step, {}
+        started = window_start = time.perf_counter()
+        paused = window_paused = 0.0  # seconds in callbacks and checkpoints: not training
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not self.progress,
+            desc=self.desc,
+            unit="step",
+            dynamic_ncols=True,
+        )
+
+        def aside(due: Callable[[Callback], bool], save: bool) -> float:
+            """Run the due callbacks (and a checkpoint); return the seconds they took."""
+            t0 = time.perf_counter()
+            for cb in self.callbacks:
+                if due(cb):
+                    cb.fn(self)
+            if save:
+                self.save()
+            return time.perf_counter() - t0
+
+        try:
+            while self.step < self.total_steps and not stop["asked"]:
+                self.train_step()
+                bar.update(1)
+                step = self.step
+                if step % self.log_every == 0 or step == self.total_steps:
+                    now = time.perf_counter()
+                    stats = self._log(now - window_start - window_paused)
+                    bar.set_postfix(self.recipe.postfix(stats))
+                    window_start, window_paused = now, 0.0
+                save = bool(self.checkpoint_every) and step % self.checkpoint_every == 0
+                if save or any(step % cb.every == 0 for cb in self.callbacks):
+                    took = aside(lambda cb, s=step: s % cb.every == 0, save)
+                    paused += took
+                    window_paused += took
+            last_saved = bool(self.checkpoint_every) and self.step % self.checkpoint_every == 0
+            at_end = (
+                []
+                if stop["asked"]
+                else [cb for cb in self.callbacks if cb.at_end and self.step % cb.every]
+            )
+            if at_end or not last_saved or stop["asked"]:
+                paused += aside(lambda cb: cb in at_end, True)
+        finally:
+            bar.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        seconds = time.perf_counter() - started - paused
+        return EngineResult(self.step, stop["asked"], seconds, self.step - start_step, stats)
