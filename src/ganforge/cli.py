@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, Interrupted
 
 TRAIN_EXAMPLES = """examples:
   ganforge train --data-dir ../shared/datasets/mnist --out runs/demo
@@ -671,6 +671,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # unwritable folder, full disk, a file where a folder should be
         print(f"ganforge: error: {err}", file=sys.stderr)
         return 1
+    except Interrupted as err:
+        print(f"ganforge: {err}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130

@@ -54,7 +54,7 @@ def option(
     return field(default=default, metadata=meta)
 
 
-def _registry(module: str, name: str) -> Callable[[], list[str]]:
+def registry_names(module: str, name: str) -> Callable[[], list[str]]:
     def names() -> list[str]:
         import importlib
 
@@ -66,7 +66,7 @@ def _registry(module: str, name: str) -> Callable[[], list[str]]:
 @dataclass
 class DataConfig:
     name: str = option(
-        "mnist", "dataset", flag="--dataset", choices=_registry("ganforge.data", "DATASETS")
+        "mnist", "dataset", flag="--dataset", choices=registry_names("ganforge.data", "DATASETS")
     )
     root: str | None = option(
         None,
@@ -86,7 +86,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    network: str = option("dcgan", "network family", choices=_registry("ganforge.nets", "NETWORKS"))
+    network: str = option(
+        "dcgan", "network family", choices=registry_names("ganforge.nets", "NETWORKS")
+    )
     z_dim: int | None = option(None, "noise size", metavar="D", default_text="the network's")
     width: int | None = option(None, "base channel/unit count", default_text="the network's")
     spectral_norm: bool = option(False, "spectral normalization on the discriminator's layers")
@@ -98,7 +100,7 @@ class LossConfig:
         "nonsaturating",
         "adversarial loss",
         flag="--loss",
-        choices=_registry("ganforge.losses", "LOSSES"),
+        choices=registry_names("ganforge.losses", "LOSSES"),
     )
     r1: float = option(0.0, "R1 penalty weight gamma on real images (0: off)", metavar="GAMMA")
     r1_every: int = option(1, "apply R1 every N steps (lazy regularization)", metavar="N")
@@ -120,7 +122,7 @@ class OptimConfig:
     optimizer: str | None = option(
         None,
         "optimizer",
-        choices=_registry("ganforge.train.optim", "OPTIMIZERS"),
+        choices=registry_names("ganforge.train.optim", "OPTIMIZERS"),
         default_text="the network's",
     )
     lr: float | None = option(None, "learning rate", default_text="the network's")
@@ -131,7 +133,7 @@ class OptimConfig:
     schedule: str = option(
         "constant",
         "learning-rate schedule",
-        choices=_registry("ganforge.train.optim", "SCHEDULES"),
+        choices=registry_names("ganforge.train.optim", "SCHEDULES"),
     )
 
 

@@ -6,3 +6,8 @@ class GanforgeError(Exception):
 
     The message is a complete sentence meant for the terminal: no traceback is shown.
     """
+
+
+class Interrupted(Exception):
+    """Training stopped on Ctrl-C or SIGTERM after writing a checkpoint. The message says how
+    to continue; the command exits with 130."""

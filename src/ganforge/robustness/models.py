@@ -14,12 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from ganforge.errors import GanforgeError
-from ganforge.io.atomic import atomic_save
-from ganforge.io.safe import load_safely
+from ganforge.io.safe import load_safely, save_state
 from ganforge.registry import Registry
 
 FORMAT = "ganforge-robust-classifier-1"
@@ -97,7 +95,7 @@ def save_classifier(path: str | Path, model: nn.Module, info: dict[str, Any]) ->
         **info,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    atomic_save(path, lambda tmp: torch.save(state, tmp))
+    save_state(path, state)
 
 
 def classifier_file(path: str | Path) -> Path:

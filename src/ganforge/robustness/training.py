@@ -15,9 +15,10 @@ images, and the epoch with the best held-out robust accuracy is the one kept (fo
 ``standard`` training, the one with the best held-out clean accuracy).
 
 The data is MNIST (``dataset="mnist"``) or the bundled 8x8 digits; images are uint8 in
-memory and float in [0, 1] per batch. A run folder holds ``config.json`` (resolved
-settings), ``metrics.jsonl`` and TensorBoard events (per epoch), ``model.pt`` (the kept
-epoch) and ``summary.json``.
+memory and float in [0, 1] per batch. A run folder holds ``manifest.json`` (kind
+``robust``), ``config.yaml``, ``metrics.jsonl`` and TensorBoard events (per epoch),
+``checkpoints/last.pt`` (continue an interrupted run with the same command), ``model.pt``
+(the kept epoch) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from ganforge.data import ImageSet, load_split
+from ganforge.config import option, registry_names, save_yaml
+from ganforge.data import SPLIT_DATASETS, ImageSet, load_split
 from ganforge.data.sampler import EpochSampler
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, Interrupted
 from ganforge.io.atomic import atomic_write_bytes
+from ganforge.io.rundir import require_kind, write_manifest
 from ganforge.robustness.attacks import _descend, _fgsm, pgd
 from ganforge.robustness.models import (
     CLASSIFIERS,
@@ -47,8 +49,11 @@ from ganforge.robustness.models import (
     load_classifier,
     save_classifier,
 )
+from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import pick_device
+from ganforge.train.engine import Callback, Engine, Phase, Players, Recipe
 from ganforge.train.metrics_log import MetricsLog
+from ganforge.train.optim import build_optimizer
 
 METHODS = ("standard", "goodfellow2014", "fast", "pgd")
 UNIT_BOX = (0.0, 1.0)
@@ -58,20 +63,26 @@ UNIT_BOX = (0.0, 1.0)
 class RobustTrainConfig:
     # The defaults are the measured CPU recipe for MNIST at eps 0.3 (benchmarks/README.md):
     # fast training collapsed on convnet-small, PGD-10 with a one-epoch eps ramp did not.
-    network: str = "convnet-small"
-    method: str = "pgd"
-    eps: float = 0.3
-    alpha: float | None = None  # fast: FGSM step (default 1.25 eps); pgd: step size
-    mix: float = 0.5  # goodfellow2014: weight of the clean loss
-    pgd_steps: int = 10  # pgd training steps
-    epochs: float = 12
-    batch_size: int = 100
-    lr: float = 1e-3  # Adam's peak rate (one cycle: up for 2/5 of training, then down to 0)
-    eps_warmup: float = 1.0  # epochs over which epsilon ramps up linearly from 0
-    val_steps: int = 20  # PGD steps on the held-out images after each epoch
-    held_out: int = 1000  # training images set aside to choose the epoch kept
-    dataset: str = "mnist"
-    seed: int = 0
+    network: str = option(
+        "convnet-small",
+        "classifier network",
+        choices=registry_names("ganforge.robustness.models", "CLASSIFIERS"),
+    )
+    method: str = option("pgd", "how each batch is attacked", choices=METHODS)
+    eps: float = option(0.3, "L-inf radius")
+    alpha: float | None = option(
+        None, "attack step", default_text="1.25 eps for fast, 2.5 eps / steps for pgd"
+    )
+    mix: float = option(0.5, "goodfellow2014: weight of the clean loss")
+    pgd_steps: int = option(10, "PGD steps for --method pgd")
+    epochs: float = option(12.0, "passes over the training images")
+    batch_size: int = option(100, "images per batch")
+    lr: float = option(1e-3, "Adam's peak rate (one cycle: up for 2/5 of training, then to 0)")
+    eps_warmup: float = option(1.0, "epochs to ramp epsilon up from 0")
+    val_steps: int = option(20, "PGD steps on the held-out images after each epoch")
+    held_out: int = option(1000, "training images set aside to pick the epoch kept")
+    dataset: str = option("mnist", "training and test images", choices=SPLIT_DATASETS)
+    seed: int = option(0, "random seed")
 
     def validate(self) -> None:
         if self.network not in CLASSIFIERS:
@@ -89,6 +100,9 @@ class RobustTrainConfig:
             )
         if (self.alpha is not None and self.alpha <= 0) or self.eps_warmup < 0:
             raise GanforgeError("alpha must be > 0 and eps_warmup >= 0")
+        values = (self.eps, self.mix, self.epochs, self.lr, self.eps_warmup, self.alpha or 1.0)
+        if not all(math.isfinite(v) for v in values):
+            raise GanforgeError("eps, mix, epochs, lr, eps_warmup and alpha must be finite")
 
 
 @dataclass
@@ -138,13 +152,6 @@ def adversarial_loss(
     return F.cross_entropy(model(adv), y)
 
 
-def _one_cycle(step: int, total: int, peak: float) -> float:
-    rise = max(1, int(0.4 * total))
-    if step < rise:
-        return peak * (step + 1) / rise
-    return peak * max(0.0, (total - step) / max(1, total - rise))
-
-
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000) -> float:
     """Clean accuracy of ``model`` on float images ``x`` in [0, 1]."""
@@ -173,6 +180,103 @@ def to_unit(images: Tensor) -> Tensor:
     return images.float().div_(255.0)
 
 
+CHECKPOINT_EVERY = 100  # steps (about 30 s of the default recipe on 2 CPU cores)
+
+
+class RobustRecipe(Recipe):
+    """Adversarial training as a recipe: one player, ``classifier``, and one phase, "C main",
+    whose loss is taken on attacked inputs. After every epoch (a callback) PGD runs on the
+    held-out images; the best epoch is written to ``model.pt``."""
+
+    kind = "robust"
+
+    def __init__(
+        self, config: RobustTrainConfig, model: nn.Module, fit: tuple[Tensor, Tensor],
+        held: tuple[Tensor, Tensor], per_epoch: int, out: Path, info: dict[str, Any],
+    ) -> None:  # fmt: skip
+        device = fit[0].device
+        self.config, self.per_epoch, self.out, self.info = config, per_epoch, out, info
+        self.x_fit, self.y_fit = fit
+        self.x_held, self.y_held = held
+        opt = build_optimizer("adam", model.parameters(), device, lr=config.lr)
+        self.players = Players(device)
+        self.players.add("classifier", model, opt, "one-cycle")
+        self.batches = EpochSampler(len(self.x_fit), config.batch_size, config.seed, device)
+        self.running = torch.zeros((), device=device)
+        self.history: list[dict[str, Any]] = []
+        self.best: tuple[float, int] = (-1.0, 0)
+        self.train_seconds = 0.0
+        self.clock = time.perf_counter()
+        self.log: MetricsLog | None = None
+
+    def phases(self) -> list[Phase]:
+        return [Phase("C main", self.c_main)]
+
+    def c_main(self, step: int) -> dict[str, Tensor]:
+        c = self.config
+        ramp = min(1.0, step / self.per_epoch / c.eps_warmup) if c.eps_warmup > 0 else 1.0
+        i = self.batches.next()
+        model = self.players["classifier"].train()
+        loss = adversarial_loss(model, to_unit(self.x_fit[i]), self.y_fit[i], c, c.eps * ramp)
+        self.players.step("classifier", loss)
+        self.running += loss.detach()
+        return {"loss": loss.detach()}
+
+    def end_epoch(self, engine: Engine) -> None:
+        """Held-out clean and PGD accuracy (not training time); keep the best epoch."""
+        self.train_seconds += time.perf_counter() - self.clock
+        c, step = self.config, engine.step
+        model = self.players["classifier"].eval()
+        epoch = math.ceil(step / self.per_epoch)
+        clean = accuracy(model, self.x_held, self.y_held)
+        row = {
+            "epoch": epoch,
+            "loss": float(self.running) / ((step - 1) % self.per_epoch + 1),
+            "held_out_clean": clean,
+            # An attack of radius 0 changes nothing: robust accuracy is the clean one.
+            "held_out_robust": robust_accuracy(model, self.x_held, self.y_held, c.eps, c.val_steps)
+            if c.eps > 0
+            else clean,
+            "train_seconds": round(self.train_seconds, 1),
+        }
+        self.running.zero_()
+        self.history.append(row)
+        if self.log is not None:
+            self.log.scalars(step, {k: v for k, v in row.items() if k != "epoch"})
+        score = row["held_out_robust"] if c.method != "standard" else row["held_out_clean"]
+        if score > self.best[0]:
+            self.best = (score, epoch)
+            train = dataclasses.asdict(c)
+            save_classifier(
+                self.out / MODEL_FILE, model, {**self.info, "epoch": epoch, "train": train}
+            )
+        self.clock = time.perf_counter()
+
+    def postfix(self, stats: dict[str, float]) -> dict[str, str]:
+        shown = {"loss": f"{stats.get('loss', math.nan):.3f}"}
+        if self.history:
+            last = self.history[-1]
+            shown |= {"clean": f"{last['held_out_clean']:.3f}",
+                      "robust": f"{last['held_out_robust']:.3f}"}  # fmt: skip
+        return shown
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "sampler": self.batches.state_dict(),
+            "running": self.running.cpu(),
+            "history": self.history,
+            "best": list(self.best),
+            "train_seconds": self.train_seconds + time.perf_counter() - self.clock,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batches.load_state_dict(state["sampler"])
+        self.running = state["running"].to(self.running.device)
+        self.history = list(state["history"])
+        self.best = (float(state["best"][0]), int(state["best"][1]))
+        self.train_seconds, self.clock = float(state["train_seconds"]), time.perf_counter()
+
+
 def robust_train(
     out: str | Path,
     config: RobustTrainConfig | None = None,
@@ -184,16 +288,29 @@ def robust_train(
     progress: bool = True,
 ) -> RobustTrainResult:
     """Train ``config.network`` with ``config.method`` on MNIST (or on the given ``train``
-    and ``test`` image sets) into the run folder ``out``."""
+    and ``test`` image sets) into the run folder ``out``. A folder holding an interrupted
+    run with the same settings is continued exactly where it stopped."""
     config = config or RobustTrainConfig()
     config.validate()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GanforgeError(f"--out {out} is a file, not a folder")
+    if out.is_dir():
+        require_kind(out, "robust", "ganforge robust-train")
     if (out / "summary.json").exists():
         raise GanforgeError(f"{out} already holds a trained model; choose another --out")
-    if (out / MODEL_FILE).exists():
+    state = None
+    if (out / LAST).exists():
+        state = load_checkpoint(out, kind="robust")
+        if state.get("config") != dataclasses.asdict(config):
+            raise GanforgeError(
+                f"{out} holds an interrupted run with other settings ({state.get('config')}); "
+                "give the same settings to continue it, or choose another --out"
+            )
+    elif (out / MODEL_FILE).exists():
         raise GanforgeError(
-            f"{out} holds an interrupted run (a {MODEL_FILE} without summary.json); "
-            "delete it or choose another --out"
+            f"{out} holds an interrupted run of an older ganforge (a {MODEL_FILE} without "
+            "summary.json or a checkpoint); delete it or choose another --out"
         )
     if train is None:
         train = load_split(config.dataset, "train", data_dir, download)
@@ -210,99 +327,64 @@ def robust_train(
     torch.manual_seed(config.seed)
     # A fixed held-out slice (by seed) watches for catastrophic overfitting.
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))
-    held, fit = order[: config.held_out], order[config.held_out :]
-    images = train.images.to(dev)
-    labels = train.labels.to(dev)
-    x_held, y_held = to_unit(images[held.to(dev)]), labels[held.to(dev)]
-    x_fit, y_fit = images[fit.to(dev)], labels[fit.to(dev)]
+    held, fit = order[: config.held_out].to(dev), order[config.held_out :].to(dev)
+    images, labels = train.images.to(dev), train.labels.to(dev)
     num_classes = int(max(train.labels.max(), test.labels.max())) + 1
     shape = tuple(train.images.shape[1:])
     model = build_classifier(config.network, shape, num_classes).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    batches = EpochSampler(len(x_fit), config.batch_size, config.seed, dev)
-    per_epoch = len(x_fit) // config.batch_size
+    per_epoch = (len(train) - config.held_out) // config.batch_size
     total = max(1, math.ceil(config.epochs * per_epoch))
-
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = dataclasses.asdict(config) | {"alpha_at_full_eps": attack_step(config, config.eps)}
-    resolved = json.dumps(resolved, indent=2)
-    atomic_write_bytes(out / "config.json", resolved.encode())
-    log = MetricsLog(out)
     info = {"network": config.network, "shape": list(shape), "num_classes": num_classes}
-    history: list[dict[str, Any]] = []
-    best: tuple[float, int] = (-1.0, 0)
-    start = time.perf_counter()
-    train_seconds = 0.0
-    running = torch.zeros((), device=dev)
-    bar = tqdm(total=total, desc=f"{config.method} training", disable=not progress)
+    recipe = RobustRecipe(
+        config, model, (images[fit], labels[fit]), (to_unit(images[held]), labels[held]),
+        per_epoch, out, info,
+    )  # fmt: skip
+    engine = Engine(
+        recipe,
+        total,
+        checkpoint=out / LAST,
+        checkpoint_every=CHECKPOINT_EVERY,
+        log_every=per_epoch,
+        callbacks=[Callback(per_epoch, recipe.end_epoch)],
+        header={"config": dataclasses.asdict(config)},
+        progress=progress,
+        desc=f"{config.method} training",
+    )
+    if state is not None:
+        engine.load_state_dict(state, config.network)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, "robust")
+    save_yaml(config, out / "config.yaml")
+    recipe.log = MetricsLog(out, engine.step)
     try:
-        for step in range(total):
-            epoch_f = step / per_epoch
-            ramp = min(1.0, epoch_f / config.eps_warmup) if config.eps_warmup > 0 else 1.0
-            for group in opt.param_groups:
-                group["lr"] = _one_cycle(step, total, config.lr)
-            i = batches.next()
-            model.train()
-            loss = adversarial_loss(model, to_unit(x_fit[i]), y_fit[i], config, config.eps * ramp)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += loss.detach()
-            bar.update()
-            if (step + 1) % per_epoch == 0 or step + 1 == total:
-                # Held-out check (not counted as training time).
-                train_seconds += time.perf_counter() - start
-                model.eval()
-                epoch = math.ceil((step + 1) / per_epoch)
-                n = (step % per_epoch) + 1
-                clean = accuracy(model, x_held, y_held)
-                row = {
-                    "epoch": epoch,
-                    "loss": float(running) / n,
-                    "held_out_clean": clean,
-                    # An attack of radius 0 changes nothing: robust accuracy is the clean one.
-                    "held_out_robust": robust_accuracy(
-                        model, x_held, y_held, config.eps, config.val_steps
-                    )
-                    if config.eps > 0
-                    else clean,
-                    "train_seconds": round(train_seconds, 1),
-                }
-                running.zero_()
-                history.append(row)
-                log.scalars(step + 1, {k: v for k, v in row.items() if k != "epoch"})
-                robust = config.method != "standard"
-                score = row["held_out_robust"] if robust else row["held_out_clean"]
-                if score > best[0]:
-                    best = (score, epoch)
-                    save_classifier(
-                        out / MODEL_FILE,
-                        model,
-                        {**info, "epoch": epoch, "train": dataclasses.asdict(config)},
-                    )
-                bar.set_postfix(
-                    clean=f"{row['held_out_clean']:.3f}", robust=f"{row['held_out_robust']:.3f}"
-                )
-                start = time.perf_counter()
+        result = engine.run()
     finally:
-        bar.close()
-        log.close()
+        recipe.log.close()
+    if result.interrupted:
+        raise Interrupted(
+            f"interrupted at step {result.steps} of {total}; checkpoint saved. The same "
+            "command continues from there"
+        )
 
     kept, _ = load_classifier(out / MODEL_FILE)
     kept = kept.to(dev)
     test_clean = accuracy(kept, to_unit(test.images.to(dev)), test.labels.to(dev))
-    kept_row = history[best[1] - 1]
-    result = RobustTrainResult(
-        out, config, best[1], test_clean, kept_row["held_out_robust"], train_seconds, history
-    )
+    best_epoch = recipe.best[1]
+    kept_row = recipe.history[best_epoch - 1]
+    history = recipe.history
+    result_ = RobustTrainResult(
+        out, config, best_epoch, test_clean, kept_row["held_out_robust"],
+        recipe.train_seconds, history,
+    )  # fmt: skip
     summary = {
         "config": dataclasses.asdict(config),
-        "kept_epoch": best[1],
+        "alpha_at_full_eps": attack_step(config, config.eps),
+        "kept_epoch": best_epoch,
         "test_clean_accuracy": test_clean,
         "held_out_robust_accuracy": kept_row["held_out_robust"],
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(recipe.train_seconds, 1),
         "device": str(dev),
         "history": history,
     }
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
-    return result
+    return result_

@@ -20,21 +20,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
-from ganforge.data.sampler import EpochSampler
-from ganforge.errors import GanforgeError
-from ganforge.io.atomic import atomic_save
-from ganforge.io.safe import load_safely
-from ganforge.semisupervised.losses import classifier_loss, feature_matching
+from ganforge.errors import GanforgeError, Interrupted
+from ganforge.io.safe import load_safely, save_state
 from ganforge.semisupervised.nets import (
     CLASSIFIER_UNITS,
     GENERATOR_UNITS,
     Classifier,
     Generator,
 )
+from ganforge.semisupervised.recipes import SemiSupervisedRecipe, SupervisedRecipe
+from ganforge.train.checkpoint import load_checkpoint
 from ganforge.train.device import pick_device
-from ganforge.train.ema import EMA
+from ganforge.train.engine import Engine, Recipe
 
 FORMAT = "ganforge-classifier-1"
 
@@ -52,6 +50,9 @@ RECIPE = 2
 # The labels-only baseline: the same classifier and rate, trained on labels alone.
 BASELINE_UPDATES = 3000
 BASELINE_BATCH_SIZE = 100
+# A fit given a checkpoint file writes it this often (about 25 s of a GAN fit on 2 CPU
+# cores), on Ctrl-C and at the end; the same fit continues from it exactly.
+CHECKPOINT_EVERY = 1000
 
 
 def as_vectors(X: Tensor | np.ndarray, what: str = "X") -> Tensor:
@@ -107,13 +108,52 @@ class _ImageClassifier:
         torch.manual_seed(self.seed)
         return Classifier(d_in, len(self.classes_), self.units).to(device)
 
-    def _start(self, net: Classifier, init_batch: Tensor) -> tuple[EMA, torch.optim.Optimizer]:
-        """Start ``net`` from up to 500 images of ``init_batch``; return its average and its
-        optimizer. One recipe, so the baseline is the same classifier the GAN trains."""
-        device = init_batch.device
-        net.data_init(init_batch[torch.randperm(len(init_batch), device=device)[:500]])
-        ema = EMA(net, self.ema_decay)
-        return ema, _adam(net, self.lr)
+    def _train(
+        self,
+        recipe: Recipe,
+        total: int,
+        checkpoint: str | Path | None,
+        desc: str,
+        log_every: int | None = None,
+        on_log: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
+        """Train ``recipe`` on the engine; with ``checkpoint``, continue from that file if it
+        exists (it must hold a fit with the same settings) and keep it up to date."""
+        settings = {**self._settings(), "total": total}
+        engine = Engine(
+            recipe,
+            total,
+            checkpoint=checkpoint,
+            checkpoint_every=CHECKPOINT_EVERY if checkpoint else None,
+            log_every=log_every or total,
+            on_log=on_log,
+            header={"settings": settings},
+            progress=self.progress,
+            desc=desc,
+        )
+        if checkpoint is not None and Path(checkpoint).is_file():
+            state = load_checkpoint(checkpoint, kind=recipe.kind)
+            if state.get("settings") != settings:
+                raise GanforgeError(
+                    f"{checkpoint} holds a fit with other settings ({state.get('settings')}); "
+                    "delete it to start again"
+                )
+            engine.load_state_dict(state)
+        result = engine.run()
+        if result.interrupted:
+            where = f"saved to {checkpoint}" if checkpoint else "not saved (no checkpoint file)"
+            raise Interrupted(
+                f"interrupted at update {result.steps} of {total}; the checkpoint is {where}. "
+                "The same command continues from there"
+            )
+
+    def _settings(self) -> dict[str, Any]:
+        """What a checkpoint of this fit must agree on to be continued."""
+        keys = ("units", "generator_units", "epochs", "updates", "batch_size", "lr",
+                "unsupervised_weight", "ema_decay", "z_dim", "seed")  # fmt: skip
+        out = {k: getattr(self, k) for k in keys if hasattr(self, k)}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        return {**out, "classes": self.classes_.tolist(), "kind": self.kind}
 
     def _check_fitted(self) -> Classifier:
         if self.classifier_ is None:
@@ -166,7 +206,7 @@ class _ImageClassifier:
             "history": self.history_,
             **self._extra_state(),
         }
-        atomic_save(path, lambda tmp: torch.save(state, tmp))
+        save_state(path, state)
 
 
 class SupervisedClassifier(_ImageClassifier):
@@ -189,7 +229,14 @@ class SupervisedClassifier(_ImageClassifier):
         self.units = tuple(units)
         self.updates, self.batch_size, self.lr, self.ema_decay = updates, batch_size, lr, ema_decay
 
-    def fit(self, X: Tensor | np.ndarray, y: Tensor | np.ndarray) -> SupervisedClassifier:
+    def fit(
+        self,
+        X: Tensor | np.ndarray,
+        y: Tensor | np.ndarray,
+        checkpoint: str | Path | None = None,
+    ) -> SupervisedClassifier:
+        """Fit on ``(X, y)``. With ``checkpoint`` (a file path), Ctrl-C saves there and the
+        same call continues exactly where it stopped."""
         if self.updates < 1 or self.batch_size < 1:
             raise GanforgeError("updates and batch_size must be at least 1")
         x = as_vectors(X)
@@ -198,18 +245,11 @@ class SupervisedClassifier(_ImageClassifier):
         device = pick_device(self.device)
         x, target = x.to(device), target.to(device)
         net = self._new_classifier(x.shape[1], device)
-        ema, opt = self._start(net, x)
-        x, target = _tile(x, target, self.batch_size)
-        batches = EpochSampler(len(x), self.batch_size, self.seed, device)
-        for step in tqdm(range(self.updates), desc="supervised", disable=not self.progress):
-            _set_lr(opt, self.lr, step, self.updates)
-            i = batches.next()
-            loss = torch.nn.functional.cross_entropy(net(x[i])[0], target[i])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ema.update(net, step + 1)
-        self.classifier_ = ema.model
+        recipe = SupervisedRecipe(
+            net, x, target, self.batch_size, self.lr, self.ema_decay, self.seed
+        )
+        self._train(recipe, self.updates, checkpoint, "supervised")
+        self.classifier_ = recipe.players.emas["classifier"].model
         return self
 
 
@@ -248,11 +288,14 @@ class SemiSupervisedGAN(_ImageClassifier):
         X_unlabelled: Tensor | np.ndarray | None = None,
         log_every: int = 100,
         callback: Callable[[int, Classifier], None] | None = None,
+        checkpoint: str | Path | None = None,
     ) -> SemiSupervisedGAN:
         """Fit on labelled images ``(X_labelled, y)`` and unlabelled ``X_unlabelled`` (the
         labelled images are used as unlabelled too when it is None). Every ``log_every``
         updates the losses go to ``history_`` and ``callback(update, averaged_classifier)``
-        is called, to watch test error during training for example."""
+        is called, to watch test error during training for example. With ``checkpoint`` (a
+        file path), Ctrl-C saves there and the same call continues exactly where it
+        stopped."""
         xl = as_vectors(X_labelled, "X_labelled")
         target = self._labels(y, len(xl))
         self._shape(X_labelled)
@@ -263,74 +306,25 @@ class SemiSupervisedGAN(_ImageClassifier):
             )
         if self.epochs <= 0 or self.batch_size < 2 or log_every < 1:
             raise GanforgeError("epochs must be > 0, batch_size at least 2, log_every at least 1")
-        self.history_ = []
         device = pick_device(self.device)
         xl, target, xu = xl.to(device), target.to(device), xu.to(device)
         d = self._new_classifier(xl.shape[1], device)
         g = Generator(xl.shape[1], self.z_dim, self.generator_units).to(device)
-        ema, opt_d = self._start(d, xu)
-        opt_g = _adam(g, self.lr)
-        bs = self.batch_size
-        total = max(1, math.ceil(self.epochs * len(xu) / bs))
-        xl, target = _tile(xl, target, bs)
-        xu = _tile(xu, None, bs)[0]
-        labelled, unlabelled = (
-            EpochSampler(len(xl), bs, self.seed, device),
-            EpochSampler(len(xu), bs, self.seed + 1, device),
-        )
-        acc = torch.zeros(4, device=device)
-        bar = tqdm(range(total), desc="semi-supervised GAN", disable=not self.progress)
-        for step in bar:
-            _set_lr(opt_d, self.lr, step, total)
-            _set_lr(opt_g, self.lr, step, total)
-            # The classifier's step: labelled, unlabelled and generated images in one batch.
-            il, iu = labelled.next(), unlabelled.next()
-            fake = g(g.noise(bs, device))
-            d.requires_grad_(True)
-            logits, feats = d(torch.cat([xl[il], xu[iu], fake.detach()]))
-            terms = classifier_loss(
-                logits[:bs],
-                target[il],
-                logits[bs : 2 * bs],
-                logits[2 * bs :],
-                self.unsupervised_weight,
-            )
-            opt_d.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            opt_d.step()
-            # The generator's step: match the mean features the classifier's step saw on the
-            # unlabelled batch. The paper's code runs a fresh real batch through the updated
-            # classifier; reusing these saves that pass (28.5 -> 25.5 ms an update on 2 CPU
-            # threads) and gave no worse errors (benchmarks/README.md).
-            d.requires_grad_(False)
-            real_feats = feats[bs : 2 * bs].detach()
-            loss_g = feature_matching(real_feats, d(fake)[1])
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            ema.update(d, step + 1)
-            with torch.no_grad():
-                train_err = (logits[:bs].argmax(1) != target[il]).float().mean()
-                acc += torch.stack([terms.supervised, terms.unsupervised, loss_g, train_err])
-            if (step + 1) % log_every == 0 or step + 1 == total:
-                n = (step % log_every) + 1
-                stats = dict(
-                    zip(
-                        ("supervised", "unsupervised", "feature_matching", "labelled_error"),
-                        (acc / n).tolist(),
-                        strict=True,
-                    )
-                )
-                acc.zero_()
-                self.history_.append({"update": step + 1, **stats})
-                bar.set_postfix(
-                    sup=f"{stats['supervised']:.3f}", fm=f"{stats['feature_matching']:.3f}"
-                )
-                if not all(math.isfinite(v) for v in stats.values()):
-                    raise GanforgeError(f"training diverged by update {step + 1}; try a lower lr")
-                if callback is not None:
-                    callback(step + 1, ema.model)
-        self.classifier_, self.generator_ = ema.model, g.eval()
+        recipe = SemiSupervisedRecipe(
+            d, g, xl, target, xu, self.batch_size, self.lr, self.unsupervised_weight,
+            self.ema_decay, self.seed,
+        )  # fmt: skip
+        total = max(1, math.ceil(self.epochs * len(xu) / self.batch_size))
+        averaged = recipe.players.emas["classifier"].model
+
+        def on_log(update: int, stats: dict[str, float]) -> None:
+            recipe.history.append({"update": update, **stats})
+            if callback is not None:
+                callback(update, averaged)
+
+        self._train(recipe, total, checkpoint, "semi-supervised GAN", log_every, on_log)
+        self.history_ = list(recipe.history)
+        self.classifier_, self.generator_ = averaged, g.eval()
         return self
 
     @torch.inference_mode()
@@ -353,32 +347,6 @@ class SemiSupervisedGAN(_ImageClassifier):
             "z_dim": self.generator_.z_dim,
             "generator_units": list(self.generator_.units),
         }
-
-
-def _adam(net: torch.nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam as the paper's code has it: beta1 0.5 and 1e-8 added *inside* the square root,
-    which is PyTorch's eps = 1e-4 outside it. The larger eps damps steps of parameters whose
-    gradients are tiny; with PyTorch's default 1e-8 the generator's output layer saturates
-    after 3-6 epochs on MNIST and the game breaks (feature matching jumps from 2 to 30-90).
-    The fused kernel: both players' steps took 11 ms of a 70 ms update on a CPU, now 4.5."""
-    fused = next(net.parameters()).device.type in ("cpu", "cuda")
-    return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999), eps=1e-4, fused=fused)
-
-
-def _tile(x: Tensor, y: Tensor | None, batch_size: int) -> tuple[Tensor, Tensor | None]:
-    """Repeat a set smaller than a batch (a few labels) until it fills one, as the paper
-    repeats its labelled images to the length of the unlabelled ones."""
-    if len(x) >= batch_size:
-        return x, y
-    reps = -(-batch_size // len(x))
-    return x.repeat(reps, 1), None if y is None else y.repeat(reps)
-
-
-def _set_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> None:
-    """Constant rate for the first half, then linearly down to zero."""
-    frac = min(1.0, max(0.0, 2.0 * (1.0 - step / total)))
-    for group in opt.param_groups:
-        group["lr"] = base * frac
 
 
 def load_classifier(path: str | Path) -> _ImageClassifier:

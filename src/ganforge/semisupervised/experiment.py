@@ -6,7 +6,9 @@ and the error count is measured on the 10,000 test images. Beside it, the same c
 is trained supervised on the N labelled images alone, and on all 60,000 labels, so the gain
 is shown. Results go to ``semisupervised.json`` in the run folder after every seed, and a
 later call with the same settings skips the seeds already there (Ctrl-C loses one seed at
-most). Each seed's classifier is saved under ``models/``; ``classifier.pt`` is the first.
+most). Within a seed, each fit checkpoints to ``checkpoints/`` (every 1,000 updates and on
+Ctrl-C), so an interrupted seed continues exactly where it stopped. Each seed's classifier is
+saved under ``models/``; ``classifier.pt`` is the first.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from ganforge.config import save_yaml
 from ganforge.data import ImageSet, load_mnist
 from ganforge.errors import GanforgeError
 from ganforge.io.atomic import atomic_save, atomic_write_bytes
+from ganforge.io.rundir import require_kind, write_manifest
 from ganforge.semisupervised.estimator import (
     BASELINE_BATCH_SIZE,
     BASELINE_UPDATES,
@@ -199,6 +203,8 @@ def run_experiment(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GanforgeError(f"--out {out} is a file, not a folder")
+    if out.is_dir():
+        require_kind(out, "semisupervised", "ganforge semisupervised")
     if data is not None:
         settings = dataclasses.replace(settings, data=f"{data[0].name}/{data[1].name}")
     report = _load_report(out / REPORT, settings)
@@ -214,21 +220,38 @@ def run_experiment(
         balanced_subset(train.labels, n, 0)
     # The all-labels baseline does not depend on N: once per seed, reused across counts.
     full = {r["seed"]: r["full"] for r in report.results}
-    for n in dict.fromkeys(labels):  # each count once, in the order given
-        for seed in range(first_seed, first_seed + seeds):
-            if any((r["labels"], r["seed"]) == (n, seed) for r in report.results):
-                continue
-            result = _one_seed(out, train, test, n, seed, settings, device, progress, full)
-            report.results.append(result)
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(out / REPORT, json.dumps(report.to_dict(), indent=2).encode())
-            if progress:
-                print(
-                    f"labels {n} seed {seed}: {result['gan']} errors (supervised only "
-                    f"{result['supervised']}, all labels {result['full']}), "
-                    f"{result['gan_seconds']:.0f} s"
-                )
+    todo = [
+        (n, seed)
+        for n in dict.fromkeys(labels)  # each count once, in the order given
+        for seed in range(first_seed, first_seed + seeds)
+        if not any((r["labels"], r["seed"]) == (n, seed) for r in report.results)
+    ]
+    if todo:
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(out, "semisupervised")
+        save_yaml(settings, out / "config.yaml")
+    for n, seed in todo:
+        result = _one_seed(out, train, test, n, seed, settings, device, progress, full)
+        report.results.append(result)
+        atomic_write_bytes(out / REPORT, json.dumps(report.to_dict(), indent=2).encode())
+        for name in _checkpoints(n, seed, with_full=True):  # recorded: no longer needed
+            (out / CHECKPOINTS / name).unlink(missing_ok=True)
+        if progress:
+            print(
+                f"labels {n} seed {seed}: {result['gan']} errors (supervised only "
+                f"{result['supervised']}, all labels {result['full']}), "
+                f"{result['gan_seconds']:.0f} s"
+            )
     return report
+
+
+CHECKPOINTS = "checkpoints"
+
+
+def _checkpoints(n: int, seed: int, with_full: bool = False) -> list[str]:
+    """The checkpoint files of one seed's fits (the all-labels one is shared by counts)."""
+    names = [f"labels{n}-seed{seed}-gan.pt", f"labels{n}-seed{seed}-supervised.pt"]
+    return names + ([f"seed{seed}-full.pt"] if with_full else [])
 
 
 def _one_seed(out, train, test, n, seed, settings, device, progress, full) -> dict[str, Any]:
@@ -239,6 +262,7 @@ def _one_seed(out, train, test, n, seed, settings, device, progress, full) -> di
     def errors(model) -> int:
         return int((model.predict(test.images) != test.labels).sum())
 
+    gan_file, supervised_file = (out / CHECKPOINTS / name for name in _checkpoints(n, seed))
     start = time.perf_counter()
     gan = SemiSupervisedGAN(
         units=s.units,
@@ -249,7 +273,7 @@ def _one_seed(out, train, test, n, seed, settings, device, progress, full) -> di
         device=device,
         seed=seed,
         progress=progress,
-    ).fit(x_lab, y_lab, train.images)
+    ).fit(x_lab, y_lab, train.images, checkpoint=gan_file)
     gan_seconds = time.perf_counter() - start
     name = f"labels{n}-seed{seed}.pt"
     gan.save(out / "models" / name)
@@ -267,9 +291,11 @@ def _one_seed(out, train, test, n, seed, settings, device, progress, full) -> di
             progress=progress,
         )
 
-    supervised = baseline(s.supervised_updates).fit(x_lab, y_lab)
+    supervised = baseline(s.supervised_updates).fit(x_lab, y_lab, checkpoint=supervised_file)
     if seed not in full:
-        full[seed] = errors(baseline(s.full_updates).fit(train.images, train.labels))
+        full_file = out / CHECKPOINTS / f"seed{seed}-full.pt"
+        model = baseline(s.full_updates).fit(train.images, train.labels, checkpoint=full_file)
+        full[seed] = errors(model)
     return {
         "labels": n,
         "seed": seed,

@@ -35,11 +35,12 @@ from ganforge.train.optim import SCHEDULES
 
 @dataclass
 class Phase:
-    """A named part of a training step; ``run()`` steps its player's optimizer and returns
-    statistics (0-dim tensors, left on the device). It runs when ``step % every == 0``."""
+    """A named part of a training step; ``run(step)`` (the 0-based step being taken) steps
+    its player's optimizer and returns statistics (0-dim tensors, left on the device). It
+    runs when ``step % every == 0``."""
 
     name: str
-    run: Callable[[], dict[str, Tensor]]
+    run: Callable[[int], dict[str, Tensor]]
     every: int = 1
 
 
@@ -300,7 +301,7 @@ class Engine:
         self.players.set_lr(self.step, self.total_steps)
         for phase in self.phases:
             if self.step % phase.every == 0:
-                self.stats.add(phase.run())
+                self.stats.add(phase.run(self.step))
         self.step += 1
         self.window_steps += 1
         self.players.update_averages(self.step)

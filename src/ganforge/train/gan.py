@@ -127,7 +127,7 @@ class GANRecipe(Recipe):
             *(Phase(f"D {r.name}", partial(self.d_penalty, r), r.every) for r in lazy),
         ]
 
-    def d_main(self) -> dict[str, Tensor]:
+    def d_main(self, step: int) -> dict[str, Tensor]:
         k, bs, p = self.cfg.train.k, self.cfg.train.batch_size, self.players
         self.d.requires_grad_(True)
         for i in range(k):
@@ -147,7 +147,7 @@ class GANRecipe(Recipe):
         self._batch = (real, fake, labels)
         return stats
 
-    def g_main(self) -> dict[str, Tensor]:
+    def g_main(self, step: int) -> dict[str, Tensor]:
         assert self._batch is not None  # "D main" runs first in every step
         real, fake, labels = self._batch
         self.d.requires_grad_(False)  # no weight gradients for D in G's phase
@@ -157,7 +157,7 @@ class GANRecipe(Recipe):
         self._batch = (real, fake.detach(), labels)  # frees G's graph; penalties reuse it
         return terms.stats
 
-    def d_penalty(self, reg: Regularizer) -> dict[str, Tensor]:
+    def d_penalty(self, reg: Regularizer, step: int) -> dict[str, Tensor]:
         assert self._batch is not None
         self.d.requires_grad_(True)
         terms = reg(self.critic, *self._batch)
