@@ -79,7 +79,9 @@ class DataConfig:
     image_size: int | None = option(
         None, "folder datasets: square size", metavar="S", default_text="64"
     )
-    channels: int | None = option(None, "folder datasets: 1 gray or 3 RGB", choices=(1, 3))
+    channels: int | None = option(
+        None, "folder datasets: 1 gray or 3 RGB", choices=(1, 3), default_text="3"
+    )
     limit: int | None = option(None, "use only the first N images", metavar="N")
     download: bool = option(True, "never download missing MNIST files", resumable=True)
 

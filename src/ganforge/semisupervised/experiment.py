@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ganforge.config import save_yaml
+from ganforge.config import option, save_yaml
 from ganforge.data import ImageSet, load_mnist
 from ganforge.errors import GanforgeError
 from ganforge.io.atomic import atomic_save, atomic_write_bytes
@@ -60,16 +60,18 @@ PUBLISHED: dict[int, list[tuple[str, float, float]]] = {
 class Settings:
     """What a result depends on; a run folder continues only with equal settings."""
 
-    epochs: float = GAN_EPOCHS
-    batch_size: int = GAN_BATCH_SIZE  # more updates per minute beat larger batches on a CPU
-    lr: float = GAN_LR
-    baseline_batch_size: int = BASELINE_BATCH_SIZE
-    supervised_updates: int = BASELINE_UPDATES  # on the N labelled images alone
-    full_updates: int = 6000  # on all 60,000 labels (10 epochs)
-    units: tuple[int, ...] = CLASSIFIER_UNITS
-    generator_units: tuple[int, ...] = GENERATOR_UNITS
-    data: str = "mnist"  # which train/test images; run_experiment fills it in
-    recipe: int = RECIPE  # the training step's version (estimator.RECIPE)
+    epochs: float = option(GAN_EPOCHS, "passes over the 60,000 unlabelled images")
+    # More updates per minute beat larger batches on a CPU.
+    batch_size: int = option(GAN_BATCH_SIZE, "images of each kind per GAN update")
+    lr: float = option(GAN_LR, "Adam's rate for both players (linearly to 0 over the 2nd half)")
+    baseline_batch_size: int = option(BASELINE_BATCH_SIZE, "batch of the labels-only baselines")
+    supervised_updates: int = option(BASELINE_UPDATES, "updates on the N labelled images alone")
+    full_updates: int = option(6000, "updates on all 60,000 labels (10 epochs)")
+    units: tuple[int, ...] = option(CLASSIFIER_UNITS, "the classifier's hidden layers")
+    generator_units: tuple[int, ...] = option(GENERATOR_UNITS, "the generator's hidden layers")
+    # Which train/test images; run_experiment fills it in.
+    data: str = option("mnist", "", cli=False)
+    recipe: int = option(RECIPE, "", cli=False)  # the training step's version (estimator.RECIPE)
 
     def __post_init__(self) -> None:  # JSON gives lists back
         self.units, self.generator_units = tuple(self.units), tuple(self.generator_units)

@@ -1,4 +1,4 @@
-"""Loss-curve plot of a run's metrics log."""
+"""Training curves of a run's metrics log: each panel shows what the loss reported."""
 
 from __future__ import annotations
 
@@ -7,30 +7,44 @@ from typing import Any
 
 from ganforge.io.atomic import atomic_path
 
+# Panels by the statistics they show; a panel appears only when the run logged its keys.
+PANELS = (
+    ("losses", ("loss_d", "loss_g"), None),
+    ("discriminator: mean D(x), D(G(z))", ("d_real", "d_fake"), (0.0, 1.0)),
+    ("critic: mean output on real, generated", ("critic_real", "critic_fake"), None),
+    ("gradient penalties", ("r1", "r2", "gp"), None),
+)
+LABELS = {
+    "loss_d": "D loss", "loss_g": "G loss", "d_real": "mean D(x)", "d_fake": "mean D(G(z))",
+    "critic_real": "real", "critic_fake": "generated", "r1": "R1 |grad|^2",
+    "r2": "R2 |grad|^2", "gp": "(|grad| - 1)^2",
+}  # fmt: skip
+
 
 def plot_losses(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Plot D/G losses and mean D(x), D(G(z)) against the step into a PNG."""
+    """Plot the logged statistics against the step into a PNG (nothing when none)."""
+    panels = [
+        (title, [k for k in keys if any(k in r for r in rows)], ylim)
+        for title, keys, ylim in PANELS
+    ]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if "loss_d" in r]
-    if not rows:
-        return
-    steps = [r["step"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    ax1.plot(steps, [r["loss_d"] for r in rows], label="D loss")
-    ax1.plot(steps, [r["loss_g"] for r in rows], label="G loss")
-    ax1.set_xlabel("generator step")
-    ax1.set_title("losses")
-    ax1.legend()
-    ax2.plot(steps, [r["d_real"] for r in rows], label="mean D(x)")
-    ax2.plot(steps, [r["d_fake"] for r in rows], label="mean D(G(z))")
-    ax2.set_ylim(0, 1)
-    ax2.set_xlabel("generator step")
-    ax2.set_title("discriminator outputs")
-    ax2.legend()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (title, keys, ylim) in zip(axes[0], panels, strict=True):
+        for key in keys:
+            points = [(r["step"], r[key]) for r in rows if key in r]
+            ax.plot(*zip(*points, strict=True), label=LABELS.get(key, key))
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.set_xlabel("generator step")
+        ax.set_title(title)
+        ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
