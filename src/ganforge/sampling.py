@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
+from ganforge.io.rundir import require_kind
 from ganforge.nets import DataSpec, build_networks, generate
 from ganforge.train.checkpoint import load_checkpoint, load_state
 from ganforge.train.device import pick_device
@@ -58,6 +59,8 @@ class LoadedGenerator:
 
 def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     """Load the EMA generator from a run folder or checkpoint file."""
+    if Path(path).is_dir():
+        require_kind(path, "gan")
     state = load_checkpoint(path, kind="gan")
     try:
         cfg, recipe = state["config"], state["recipe"]

@@ -65,13 +65,13 @@ def run_kind(path: str | Path) -> str | None:
     return None if manifest is None else manifest["kind"]
 
 
-def require_kind(path: str | Path, kind: str, command: str) -> None:
+def require_kind(path: str | Path, kind: str) -> None:
     """Refuse ``path`` in one line when it holds a run of another kind."""
     found = run_kind(path)
     if found is not None and found != kind:
         raise GanforgeError(
-            f"{path} is a {found} run folder, not a {kind} one; '{command}' cannot use it "
-            f"(it was made by '{COMMANDS[found]}')"
+            f"{path} is a {found} run folder (made by '{COMMANDS[found]}'), not a {kind} "
+            f"one (made by '{COMMANDS[kind]}')"
         )
 
 
@@ -80,6 +80,6 @@ def write_manifest(path: str | Path, kind: str) -> None:
     from ganforge import __version__
 
     path = Path(path)
-    require_kind(path, kind, COMMANDS[kind])
+    require_kind(path, kind)
     manifest = {"kind": kind, "format": FORMAT, "ganforge": __version__}
     atomic_write_bytes(path / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())

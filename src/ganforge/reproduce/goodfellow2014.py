@@ -25,8 +25,9 @@ from typing import Any
 
 from ganforge.config import RunConfig, merge
 from ganforge.data import ImageSet
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, Interrupted
 from ganforge.io.atomic import atomic_write_bytes
+from ganforge.io.rundir import require_kind
 from ganforge.metrics.evaluate import (
     RealData,
     evaluate_images,
@@ -122,9 +123,11 @@ class Goodfellow2014:
 def _trained_steps(out: Path, cfg: RunConfig) -> int:
     """Steps of the reproduction already in ``out`` (0 if none); another kind of run there
     is an error, found before anything slow starts."""
+    if out.is_dir():
+        require_kind(out, "gan")
     if not (out / LAST).exists():
         return 0
-    saved = load_checkpoint(out)
+    saved = load_checkpoint(out, kind="gan")
     network, data = saved["config"]["model"]["network"], saved["config"]["data"]["name"]
     if network != cfg.model.network or data != cfg.data.name:
         raise GanforgeError(
@@ -149,7 +152,9 @@ def _train(
             overrides["data"] = {"root": cfg.data.root}
         result = resume(out, overrides, data=data, progress=progress)
     if result.interrupted:
-        raise KeyboardInterrupt  # the checkpoint is saved; the command says how to go on
+        raise Interrupted(
+            f"interrupted at step {result.steps}; checkpoint saved. The same command continues"
+        )
     return result.steps, result.seconds
 
 

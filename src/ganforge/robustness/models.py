@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from ganforge.errors import GanforgeError
+from ganforge.io.rundir import require_kind
 from ganforge.io.safe import load_safely, save_state
 from ganforge.registry import Registry
 
@@ -102,6 +103,7 @@ def classifier_file(path: str | Path) -> Path:
     """A classifier file, or a run folder of ``ganforge robust-train`` (its ``model.pt``)."""
     path = Path(path)
     if path.is_dir():
+        require_kind(path, "robust")
         path = path / MODEL_FILE
     if not path.is_file():
         raise GanforgeError(f"classifier file {path} does not exist")

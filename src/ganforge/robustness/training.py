@@ -296,7 +296,7 @@ def robust_train(
     if out.exists() and not out.is_dir():
         raise GanforgeError(f"--out {out} is a file, not a folder")
     if out.is_dir():
-        require_kind(out, "robust", "ganforge robust-train")
+        require_kind(out, "robust")
     if (out / "summary.json").exists():
         raise GanforgeError(f"{out} already holds a trained model; choose another --out")
     state = None

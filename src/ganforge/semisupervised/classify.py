@@ -12,6 +12,7 @@ import torch
 from ganforge.data import load_image_folder
 from ganforge.errors import GanforgeError
 from ganforge.io.atomic import atomic_write_bytes
+from ganforge.io.rundir import require_kind
 from ganforge.semisupervised.estimator import load_classifier
 
 MODEL_FILE = "classifier.pt"
@@ -42,6 +43,7 @@ def classify_folder(
     rows to ``out`` (default: ``<folder>-predictions.csv`` beside the folder)."""
     model_path = Path(model)
     if model_path.is_dir():
+        require_kind(model_path, "semisupervised")
         model_path = model_path / MODEL_FILE
     classifier = load_classifier(model_path)
     if classifier.input_shape_ is None:

@@ -206,7 +206,7 @@ def run_experiment(
     if out.exists() and not out.is_dir():
         raise GanforgeError(f"--out {out} is a file, not a folder")
     if out.is_dir():
-        require_kind(out, "semisupervised", "ganforge semisupervised")
+        require_kind(out, "semisupervised")
     if data is not None:
         settings = dataclasses.replace(settings, data=f"{data[0].name}/{data[1].name}")
     report = _load_report(out / REPORT, settings)

@@ -125,7 +125,10 @@ class Players:
         for k, e in self.emas.items():
             load_state(e.model, state["ema"][k], f"averaged {k}", network)
         for k, o in self.optimizers.items():
+            base = [group["base_lr"] for group in o.param_groups]  # the config's rates
             o.load_state_dict(state["optimizers"][k])
+            for group, lr in zip(o.param_groups, base, strict=True):
+                group["base_lr"] = lr
             self.scalers[k].load_state_dict(state["scalers"][k])
 
 

@@ -221,7 +221,7 @@ def train(
     """
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
     if run_dir.is_dir():
-        require_kind(run_dir, "gan", "ganforge train")
+        require_kind(run_dir, "gan")
     if (run_dir / LAST).exists():
         raise GanforgeError(
             f"{run_dir} already holds a run; continue it with --resume {run_dir} "
@@ -244,7 +244,7 @@ def resume(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GanforgeError(f"--resume takes a run folder; {run_dir} is not one")
-    require_kind(run_dir, "gan", "ganforge train --resume")
+    require_kind(run_dir, "gan")
     state = load_checkpoint(run_dir, kind="gan")
     saved = merge(RunConfig(), state["config"]).to_dict()  # older configs lack newer keys
     changed = {
