@@ -74,7 +74,7 @@ def main() -> None:
     results: dict[str, dict] = json.loads(results_file.read_text()) if results_file.exists() else {}
     for name, config in ROWS.items() if args.only != "robust" else []:
         run = out / name
-        if not (run / "model.pt").exists():
+        if not (run / "summary.json").exists():  # a new or interrupted run
             robust_train(run, config, data_dir=args.data_dir, download=False)
         model, _ = load_classifier(run)
         model.requires_grad_(False)
@@ -92,7 +92,7 @@ def main() -> None:
 
     name = f"{args.robust_network}-{args.robust_method}-0.3"
     run = out / name
-    if not (run / "model.pt").exists():
+    if not (run / "summary.json").exists():  # a new or interrupted run
         config = RobustTrainConfig(
             network=args.robust_network,
             method=args.robust_method,

@@ -131,7 +131,9 @@ class OptimConfig:
     beta1: float | None = option(None, "Adam's beta1", default_text="the network's")
     beta2: float | None = option(None, "Adam's beta2", default_text="the network's")
     momentum: float | None = option(None, "SGD momentum", default_text="0.5")
-    weight_decay: float | None = option(None, "weight decay (adamw, sgd)", default_text="0")
+    weight_decay: float | None = option(
+        None, "weight decay", default_text="0.01 for adamw, else 0"
+    )
     schedule: str = option(
         "constant",
         "learning-rate schedule",
@@ -336,7 +338,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
         "beta1": 0.5,
         "beta2": 0.999,
         "momentum": 0.5,
-        "weight_decay": 0.0,
+        "weight_decay": {"adamw": 0.01}.get(name, 0.0),
     }
     optim = OptimConfig(**{**fallback, **family_opt, **given, "optimizer": name})
     _positive("optim.lr", optim.lr)

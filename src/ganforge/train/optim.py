@@ -28,38 +28,28 @@ def _fused(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda")
 
 
-@OPTIMIZERS.register("adam")
-def adam(
-    params: Iterable[Any],
-    device: torch.device,
-    lr: float,
-    beta1: float = 0.9,
-    beta2: float = 0.999,
-    eps: float = 1e-8,
-    **_: Any,
-) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, fused=_fused(device))
+def _adam_family(cls: type[torch.optim.Optimizer]) -> OptimizerFactory:
+    def build(
+        params: Iterable[Any],
+        device: torch.device,
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        **_: Any,
+    ) -> torch.optim.Optimizer:
+        betas = (beta1, beta2)
+        return cls(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=_fused(device)
+        )
+
+    return build
 
 
-@OPTIMIZERS.register("adamw")
-def adamw(
-    params: Iterable[Any],
-    device: torch.device,
-    lr: float,
-    beta1: float = 0.9,
-    beta2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.01,
-    **_: Any,
-) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        params,
-        lr=lr,
-        betas=(beta1, beta2),
-        eps=eps,
-        weight_decay=weight_decay,
-        fused=_fused(device),
-    )
+# Adam adds weight decay to the gradient (L2); AdamW decays the weights apart from it.
+OPTIMIZERS.register("adam")(_adam_family(torch.optim.Adam))
+OPTIMIZERS.register("adamw")(_adam_family(torch.optim.AdamW))
 
 
 @OPTIMIZERS.register("sgd")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from ganforge.config import RunConfig, merge, resolve, resumable_keys, save_yaml
 from ganforge.data import ImageSet, load_dataset
@@ -167,7 +168,7 @@ class Trainer:
         if engine.log is not None:
             engine.log.scalars(engine.step, metrics)
         if self.engine.progress:
-            tqdm_write(
+            tqdm.write(
                 f"step {engine.step}: FID {metrics['eval/fid']:.2f}, "
                 f"{metrics['eval/classes_covered']:.0f} classes covered"
             )
@@ -195,12 +196,6 @@ class Trainer:
             images / max(result.seconds, 1e-9),
             result.last_stats,
         )
-
-
-def tqdm_write(message: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(message)
 
 
 def default_run_dir(cfg: RunConfig, root: str | Path = "runs") -> Path:
