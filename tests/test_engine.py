@@ -188,3 +188,42 @@ def test_bad_loss_options_are_refused_before_any_output(tmp_path: Path, make_con
         assert not (tmp_path / "run").exists()
     with pytest.raises(GanforgeError, match="schedule"):
         train(make_config(optim={"schedule": "step"}), tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_penalties_train_under_mixed_precision(tmp_path: Path, make_config, amp: str):
+    """Generated images come out of autocast in half precision; the penalties still run."""
+    loss = {"name": "wasserstein", "r1": 1.0, "r2": 1.0, "gp": 1.0, "gp_every": 2}
+    result = train(make_config(loss=loss, train={"amp": amp, "steps": 4}), tmp_path / "run",
+                   progress=False)  # fmt: skip
+    assert result.steps == 4
+    state = load_checkpoint(tmp_path / "run")
+    d = state["players"]["discriminator"]
+    assert all(torch.isfinite(t).all() for t in d.values() if t.is_floating_point())
+
+
+def test_resume_may_switch_mixed_precision_on(tmp_path: Path, make_config):
+    train(make_config(train={"steps": 3}), tmp_path / "run", progress=False)
+    result = resume(tmp_path / "run", {"train": {"steps": 5, "amp": "fp16"}}, progress=False)
+    assert result.steps == 5
+
+
+@pytest.mark.parametrize(
+    ("optim", "match"),
+    [({"beta1": 1.5}, "beta1"), ({"beta2": -0.1}, "beta2"),
+     ({"momentum": float("nan")}, "momentum"), ({"lr": float("inf")}, "optim.lr"),
+     ({"weight_decay": -1.0}, "weight_decay")],
+)  # fmt: skip
+def test_bad_optimizer_settings_are_one_line_errors(tmp_path: Path, make_config, optim, match):
+    with pytest.raises(GanforgeError, match=match):
+        train(make_config(optim=optim), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_continuing_a_finished_run_trains_nothing_and_runs_no_end_callbacks(tmp_path: Path):
+    ran: list[int] = []
+    Engine(Counting(), 5, checkpoint=tmp_path / "c.pt", progress=False).run()
+    again = Engine(Counting(), 5, progress=False, callbacks=[Callback(3, lambda e: ran.append(1))])
+    again.load_state_dict(load_checkpoint(tmp_path / "c.pt"))
+    result = again.run()
+    assert result.steps_done == 0 and ran == []

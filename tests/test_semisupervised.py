@@ -353,3 +353,18 @@ def test_semisupervised_command_help_and_bad_input(tmp_path: Path, capsys, one_l
         code = main(["classify", *args])
         err = capsys.readouterr()
         one_line_error(subprocess.CompletedProcess(args, code, err.out, err.err), *fragments)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [({"lr": -1.0}, "--lr"), ({"full_updates": 0}, "--full-updates"),
+     ({"baseline_batch_size": 0}, "--baseline-batch-size"), ({"epochs": float("nan")}, "--epochs"),
+     ({"units": (16, 0)}, "--units")],
+)  # fmt: skip
+def test_bad_settings_are_refused_before_anything_runs(tmp_path, change, match):
+    from ganforge.semisupervised import Settings, run_experiment
+
+    with pytest.raises(GanforgeError, match=match):
+        run_experiment(tmp_path / "out", settings=Settings(**change), data_dir=tmp_path / "none",
+                       download=False, progress=False)  # fmt: skip
+    assert not (tmp_path / "out").exists()

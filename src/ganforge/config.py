@@ -131,9 +131,7 @@ class OptimConfig:
     beta1: float | None = option(None, "Adam's beta1", default_text="the network's")
     beta2: float | None = option(None, "Adam's beta2", default_text="the network's")
     momentum: float | None = option(None, "SGD momentum", default_text="0.5")
-    weight_decay: float | None = option(
-        None, "weight decay", default_text="0.01 for adamw, else 0"
-    )
+    weight_decay: float | None = option(None, "weight decay", default_text="0.01 for adamw, else 0")
     schedule: str = option(
         "constant",
         "learning-rate schedule",
@@ -343,6 +341,11 @@ def resolve(cfg: RunConfig) -> RunConfig:
     optim = OptimConfig(**{**fallback, **family_opt, **given, "optimizer": name})
     _positive("optim.lr", optim.lr)
     _positive("optim.weight_decay", optim.weight_decay, allow_zero=True)
+    _positive("optim.momentum", optim.momentum, allow_zero=True)
+    for beta in ("beta1", "beta2"):
+        value = getattr(optim, beta)
+        if not 0.0 <= value < 1.0:
+            raise GanforgeError(f"optim.{beta} must be in [0, 1), got {value}")
     t = cfg.train
     counts = ("steps", "batch_size", "k", "log_every", "sample_every", "checkpoint_every")
     if t.eval_every is not None and t.eval_every < 1:

@@ -18,9 +18,15 @@ from ganforge.losses.adversarial import Critic, Terms
 from ganforge.registry import Registry
 
 
+def full_precision(x: Tensor) -> Tensor:
+    """``x`` in at least float32 (half-precision images from autocast are promoted)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def input_gradients(d: Critic, x: Tensor, labels: Tensor | None) -> Tensor:
-    """d(sum of D's outputs)/dx per image, flattened to (N, D), kept differentiable."""
-    x = x.detach().requires_grad_(True)
+    """d(sum of D's outputs)/dx per image, flattened to (N, D), kept differentiable. Runs in
+    float32 whatever precision ``x`` came in (generated images may be bf16 under autocast)."""
+    x = full_precision(x.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(d(x, labels).float().sum(), x, create_graph=True)
     return grad.flatten(1)
 
@@ -38,7 +44,7 @@ class Regularizer:
         raise NotImplementedError
 
     def __call__(self, d: Critic, real: Tensor, fake: Tensor, labels: Tensor | None) -> Terms:
-        value = self.value(d, real, fake.detach(), labels)
+        value = self.value(d, full_precision(real), full_precision(fake.detach()), labels)
         loss = value * (self.scale * self.weight * self.every)
         return Terms(loss, {self.name: value.detach()})
 

@@ -140,6 +140,7 @@ class _ImageClassifier:
                 )
             engine.load_state_dict(state)
         result = engine.run()
+        self.fit_seconds_ = engine.seconds  # training time, over resumes too
         if result.interrupted:
             where = f"saved to {checkpoint}" if checkpoint else "not saved (no checkpoint file)"
             raise Interrupted(

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,22 @@ class Settings:
 
     def __post_init__(self) -> None:  # JSON gives lists back
         self.units, self.generator_units = tuple(self.units), tuple(self.generator_units)
+
+    def validate(self) -> None:
+        """Refuse bad settings before anything slow starts (the baselines run 20 minutes
+        into a seed)."""
+        if not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise GanforgeError(f"--epochs must be positive, got {self.epochs}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise GanforgeError(f"--lr must be positive, got {self.lr}")
+        if self.batch_size < 2:
+            raise GanforgeError(f"--batch-size must be at least 2, got {self.batch_size}")
+        counts = ("baseline_batch_size", "supervised_updates", "full_updates")
+        for key in counts:
+            if getattr(self, key) < 1:
+                raise GanforgeError(f"--{key.replace('_', '-')} must be at least 1")
+        if min(self.units + self.generator_units, default=0) < 1:
+            raise GanforgeError("--units and --generator-units must be positive layer sizes")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
@@ -192,8 +208,7 @@ def run_experiment(
         raise GanforgeError(f"--seeds must be at least 1, got {seeds}")
     if first_seed < 0:
         raise GanforgeError(f"--first-seed must be 0 or more, got {first_seed}")
-    if settings.epochs <= 0:
-        raise GanforgeError(f"--epochs must be positive, got {settings.epochs}")
+    settings.validate()
     if settings.recipe != RECIPE:  # the field records the step; it cannot choose one
         raise GanforgeError(
             f"this version trains with recipe {RECIPE} only, the settings ask for {settings.recipe}"
@@ -265,7 +280,6 @@ def _one_seed(out, train, test, n, seed, settings, device, progress, full) -> di
         return int((model.predict(test.images) != test.labels).sum())
 
     gan_file, supervised_file = (out / CHECKPOINTS / name for name in _checkpoints(n, seed))
-    start = time.perf_counter()
     gan = SemiSupervisedGAN(
         units=s.units,
         generator_units=s.generator_units,
@@ -276,7 +290,7 @@ def _one_seed(out, train, test, n, seed, settings, device, progress, full) -> di
         seed=seed,
         progress=progress,
     ).fit(x_lab, y_lab, train.images, checkpoint=gan_file)
-    gan_seconds = time.perf_counter() - start
+    gan_seconds = gan.fit_seconds_
     name = f"labels{n}-seed{seed}.pt"
     gan.save(out / "models" / name)
     if not (out / "classifier.pt").exists():

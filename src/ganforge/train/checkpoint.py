@@ -1,11 +1,12 @@
 """Engine checkpoints: everything needed to continue a run exactly.
 
 One dict of tensors and plain values (:func:`ganforge.io.safe.save_state`), read back with
-``weights_only=True``. Format 2: ``kind`` (the recipe), ``config`` (resolved, as a dict),
-``step``, ``players`` (each module's state dict), ``ema``, ``optimizers`` and ``scalers``
-(by player), ``recipe`` (the recipe's own state: sampler position, best score ...), ``rng``
-and ``stats`` (the logging window in progress). Format-1 GAN checkpoints (before the
-engine) are read by converting them to format 2.
+``weights_only=True``. Format 2: ``kind`` (the recipe), the recipe's header (a GAN's resolved
+``config``, an estimator's ``settings``), ``step``, ``seconds`` (training time so far),
+``players`` (each module's state dict), ``ema``, ``optimizers`` and ``scalers`` (by player),
+``recipe`` (the recipe's own state: sampler position, best score ...), ``rng`` and ``stats``
+(the logging window in progress). Format-1 GAN checkpoints (before the engine) are read by
+converting them to format 2.
 """
 
 from __future__ import annotations

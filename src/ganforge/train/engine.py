@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ganforge.errors import GanforgeError
-from ganforge.train.checkpoint import FORMAT, save_checkpoint
+from ganforge.train.checkpoint import save_checkpoint
 from ganforge.train.device import autocast
 from ganforge.train.dist import is_writer
 from ganforge.train.ema import EMA
@@ -129,7 +129,8 @@ class Players:
             o.load_state_dict(state["optimizers"][k])
             for group, lr in zip(o.param_groups, base, strict=True):
                 group["base_lr"] = lr
-            self.scalers[k].load_state_dict(state["scalers"][k])
+            if state["scalers"][k]:  # empty when it ran without fp16: a fresh scaler
+                self.scalers[k].load_state_dict(state["scalers"][k])
 
 
 class Recipe:
@@ -254,18 +255,27 @@ class Engine:
         self.stats = Statistics()
         self.step = 0
         self.window_steps = 0
+        # Training time over the whole run, resumes included; time in callbacks and
+        # checkpoints is left out. The logging window started at ``window_start`` of it.
+        self.seconds = 0.0
+        self.window_start = 0.0
+        self._mark = time.perf_counter()
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        window = {
+            "window_steps": self.window_steps,
+            "window_seconds": self.seconds - self.window_start,
+        }
         return {
-            "format": FORMAT,
             "kind": self.recipe.kind,
             **self.header,
             "step": self.step,
+            "seconds": self.seconds,
             **self.players.state_dict(),
             "recipe": self.recipe.state_dict(),
             "rng": rng_state(self.device),
-            "stats": {**self.stats.state_dict(), "window_steps": self.window_steps},
+            "stats": {**self.stats.state_dict(), **window},
         }
 
     def load_state_dict(self, state: dict[str, Any], network: str = "") -> None:
@@ -278,9 +288,11 @@ class Engine:
         self.recipe.load_state_dict(state["recipe"])
         set_rng_state(state["rng"], self.device)
         self.step = int(state["step"])
+        self.seconds = float(state.get("seconds", 0.0))
         stats = state.get("stats", {})
         self.stats.load_state_dict(stats, self.device)
         self.window_steps = int(stats.get("window_steps", 0))
+        self.window_start = self.seconds - float(stats.get("window_seconds", 0.0))
 
     def save(self, path: str | Path | None = None) -> None:
         """Checkpoint to ``path`` (default: the engine's checkpoint file); weights that the
@@ -309,17 +321,23 @@ class Engine:
         self.window_steps += 1
         self.players.update_averages(self.step)
 
-    def _log(self, seconds: float) -> dict[str, float]:
-        steps = self.window_steps
+    def _bank(self) -> None:
+        """Count the time since the last mark as training time."""
+        now = time.perf_counter()
+        self.seconds, self._mark = self.seconds + now - self._mark, now
+
+    def _log(self) -> dict[str, float]:
         self._check_finite()
-        stats = self.stats.read()
+        stats = self.stats.read()  # the window's one host sync: the device has caught up
+        self._bank()
+        steps, seconds = self.window_steps, self.seconds - self.window_start
         if self.recipe.images_per_step:
             stats["images_per_s"] = steps * self.recipe.images_per_step / max(seconds, 1e-9)
         if self.log is not None and is_writer():
             self.log.scalars(self.step, stats)
         if self.on_log is not None:
             self.on_log(self.step, stats)
-        self.window_steps = 0
+        self.window_steps, self.window_start = 0, self.seconds
         return stats
 
     def run(self) -> EngineResult:
@@ -335,9 +353,8 @@ class Engine:
         main = threading.current_thread() is threading.main_thread()
         signals = (signal.SIGINT, signal.SIGTERM) if main else ()
         previous = {sig: signal.signal(sig, on_signal) for sig in signals}
-        start_step, stats = self.step, {}
-        started = window_start = time.perf_counter()
-        paused = window_paused = 0.0  # seconds in callbacks and checkpoints: not training
+        start_step, start_seconds, stats = self.step, self.seconds, {}
+        self._mark = time.perf_counter()
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
@@ -347,15 +364,14 @@ class Engine:
             dynamic_ncols=True,
         )
 
-        def aside(due: Callable[[Callback], bool], save: bool) -> float:
-            """Run the due callbacks (and a checkpoint); return the seconds they took."""
-            t0 = time.perf_counter()
-            for cb in self.callbacks:
-                if due(cb):
-                    cb.fn(self)
+        def aside(due: list[Callback], save: bool) -> None:
+            """Run callbacks (and a checkpoint) outside the training time."""
+            self._bank()
+            for cb in due:
+                cb.fn(self)
             if save:
                 self.save()
-            return time.perf_counter() - t0
+            self._mark = time.perf_counter()
 
         try:
             while self.step < self.total_steps and not stop["asked"]:
@@ -363,26 +379,23 @@ class Engine:
                 bar.update(1)
                 step = self.step
                 if step % self.log_every == 0 or step == self.total_steps:
-                    now = time.perf_counter()
-                    stats = self._log(now - window_start - window_paused)
+                    stats = self._log()
                     bar.set_postfix(self.recipe.postfix(stats))
-                    window_start, window_paused = now, 0.0
+                due = [cb for cb in self.callbacks if step % cb.every == 0]
                 save = bool(self.checkpoint_every) and step % self.checkpoint_every == 0
-                if save or any(step % cb.every == 0 for cb in self.callbacks):
-                    took = aside(lambda cb, s=step: s % cb.every == 0, save)
-                    paused += took
-                    window_paused += took
+                if due or save:
+                    aside(due, save)
+            self._bank()
             last_saved = bool(self.checkpoint_every) and self.step % self.checkpoint_every == 0
-            at_end = (
-                []
-                if stop["asked"]
-                else [cb for cb in self.callbacks if cb.at_end and self.step % cb.every]
-            )
+            # A run continued at its end (nothing trained now) has had its last callbacks.
+            finished = not stop["asked"] and self.step > start_step
+            at_end = [cb for cb in self.callbacks if cb.at_end and self.step % cb.every] * finished
             if at_end or not last_saved or stop["asked"]:
-                paused += aside(lambda cb: cb in at_end, True)
+                aside(at_end, True)
         finally:
             bar.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        seconds = time.perf_counter() - started - paused
-        return EngineResult(self.step, stop["asked"], seconds, self.step - start_step, stats)
+        return EngineResult(
+            self.step, stop["asked"], self.seconds - start_seconds, self.step - start_step, stats
+        )

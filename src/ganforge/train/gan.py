@@ -140,7 +140,7 @@ class GANRecipe(Recipe):
                 terms = self.loss.discriminator(self.critic, real, fake.detach(), labels)
             loss, stats = terms.loss, terms.stats
             for reg in self.regularizers:
-                if reg.every == 1:  # penalties in full precision: they differentiate twice
+                if reg.every == 1:  # outside autocast, in float32: they differentiate twice
                     extra = reg(self.critic, real, fake, labels)
                     loss, stats = loss + extra.loss, {**stats, **extra.stats}
             p.step("discriminator", loss)

@@ -8,6 +8,8 @@ from typing import Any
 
 from torch import Tensor
 
+from ganforge.io.atomic import atomic_write_bytes
+
 
 class MetricsLog:
     """Appends ``{"step": ..., **values}`` lines to ``metrics.jsonl`` and mirrors scalars and
@@ -22,7 +24,7 @@ class MetricsLog:
             kept = [
                 line for line in self.path.read_text().splitlines() if _step(line) <= start_step
             ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_bytes(self.path, "".join(line + "\n" for line in kept).encode())
         self._file = open(self.path, "a")  # noqa: SIM115 - closed in close()
         self.tb = SummaryWriter(
             str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None

@@ -1,9 +1,9 @@
 """Optimizers and learning-rate schedules, registered by name.
 
 An optimizer factory takes the parameters, the device and its hyper-parameters; a recipe
-names one, and a later recipe can wrap it (private training does). A schedule maps the
-step (0-based) and the run's length to a factor of the base rate, so resuming at any step
-gives exactly the rate an uninterrupted run had.
+names one, so that a later recipe can wrap it (differentially private training will). A
+schedule maps the step (0-based) and the run's length to a factor of the base rate, so
+resuming at any step gives exactly the rate an uninterrupted run had.
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ def plot_losses(rows: list[dict[str, Any]], path: str | Path) -> None:
     for ax, (title, keys, ylim) in zip(axes[0], panels, strict=True):
         for key in keys:
             points = [(r["step"], r[key]) for r in rows if key in r]
-            ax.plot(*zip(*points, strict=True), label=LABELS.get(key, key))
+            marker = "o" if len(points) < 20 else None  # a short run's few points stay visible
+            ax.plot(*zip(*points, strict=True), label=LABELS.get(key, key), marker=marker)
         if ylim:
             ax.set_ylim(*ylim)
         ax.set_xlabel("generator step")
