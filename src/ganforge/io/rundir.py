@@ -9,6 +9,7 @@ files. A folder of a newer format is refused with a message that says to upgrade
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,70 @@ def write_manifest(path: str | Path, kind: str) -> None:
     require_kind(path, kind)
     manifest = {"kind": kind, "format": FORMAT, "ganforge": __version__}
     atomic_write_bytes(path / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+LOCK = ".lock"
+
+
+def check_out_folder(path: str | Path, kind: str) -> None:
+    """A run of ``kind`` may go into ``path`` only when it does not exist, is empty, or
+    already holds a run of that kind; a folder of the user's own files is never written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GanforgeError(f"--out {path} is a file, not a folder")
+    if not path.is_dir():
+        return
+    found = run_kind(path)
+    if found is None:
+        entries = sorted(p.name for p in path.iterdir() if p.name != LOCK)
+        if entries:
+            raise GanforgeError(
+                f"{path} holds files that are not a ganforge run (such as {entries[0]!r}); "
+                "choose a new or empty --out"
+            )
+    require_kind(path, kind)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of writes that a kill -9 cut short (``.NAME.XXXX.tmp``)."""
+    for tmp in [*path.glob(".*.tmp"), *path.glob("*/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+
+
+class RunLock:
+    """An exclusive OS lock on a run folder while a process writes it: a second writer is
+    refused at once, and the kernel releases the lock on any exit, kill -9 included."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: Any = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): run unlocked
+            return self
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path / LOCK, "a+")  # noqa: SIM115 - closed in __exit__
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            self._file = None
+            raise GanforgeError(
+                f"{self.path} is being written by another ganforge process ({holder}); wait "
+                "for it to finish or choose another --out"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()}\n")
+        self._file.flush()
+        remove_stale_temporaries(self.path)  # no other writer: any temporary is stale
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the lock
+            self._file = None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from ganforge.data import SPLIT_DATASETS, ImageSet, load_split
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError, Interrupted
 from ganforge.io.atomic import atomic_write_bytes
-from ganforge.io.rundir import require_kind, write_manifest
+from ganforge.io.rundir import RunLock, check_out_folder, write_manifest
 from ganforge.robustness.attacks import _descend, _fgsm, pgd
 from ganforge.robustness.models import (
     CLASSIFIERS,
@@ -50,7 +51,7 @@ from ganforge.robustness.models import (
 )
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import pick_device
-from ganforge.train.engine import Callback, Engine, Phase, Players, Recipe
+from ganforge.train.engine import Callback, Diverged, Engine, Phase, Players, Recipe
 from ganforge.train.metrics_log import MetricsLog
 from ganforge.train.optim import build_optimizer
 
@@ -282,10 +283,7 @@ def robust_train(
     config = config or RobustTrainConfig()
     config.validate()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise GanforgeError(f"--out {out} is a file, not a folder")
-    if out.is_dir():
-        require_kind(out, "robust")
+    check_out_folder(out, "robust")
     if (out / "summary.json").exists():
         raise GanforgeError(f"{out} already holds a trained model; choose another --out")
     state = None
@@ -342,14 +340,20 @@ def robust_train(
     )
     if state is not None:
         engine.load_state_dict(state, config.network)
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(out, "robust")
-    save_yaml(config, out / "config.yaml")
-    recipe.log = MetricsLog(out, engine.step)
+    created = not out.exists()
     try:
-        result = engine.run()
-    finally:
-        recipe.log.close()
+        with RunLock(out):  # a second process on this folder is refused here
+            write_manifest(out, "robust")
+            save_yaml(config, out / "config.yaml")
+            recipe.log = MetricsLog(out, engine.step)
+            try:
+                result = engine.run()
+            finally:
+                recipe.log.close()
+    except Diverged as err:
+        if created and err.saved_step is None:  # nothing worth keeping was written
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     if result.interrupted:
         raise Interrupted(
             f"interrupted at step {result.steps} of {total}; checkpoint saved. The same "

@@ -27,7 +27,7 @@ from ganforge.config import option, save_yaml
 from ganforge.data import ImageSet, load_mnist
 from ganforge.errors import GanforgeError
 from ganforge.io.atomic import atomic_save, atomic_write_bytes
-from ganforge.io.rundir import require_kind, write_manifest
+from ganforge.io.rundir import RunLock, check_out_folder, write_manifest
 from ganforge.semisupervised.estimator import (
     BASELINE_BATCH_SIZE,
     BASELINE_UPDATES,
@@ -218,10 +218,7 @@ def run_experiment(
         if bad:  # before the data is read: MNIST has 10 classes
             raise GanforgeError(f"--labels must be multiples of the 10 classes, got {bad[0]}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise GanforgeError(f"--out {out} is a file, not a folder")
-    if out.is_dir():
-        require_kind(out, "semisupervised")
+    check_out_folder(out, "semisupervised")
     if data is not None:
         settings = dataclasses.replace(settings, data=f"{data[0].name}/{data[1].name}")
     report = _load_report(out / REPORT, settings)
@@ -235,18 +232,28 @@ def run_experiment(
         raise GanforgeError("the semi-supervised protocol needs labelled train and test images")
     for n in labels:  # refuse bad counts before anything slow or written
         balanced_subset(train.labels, n, 0)
-    # The all-labels baseline does not depend on N: once per seed, reused across counts.
-    full = {r["seed"]: r["full"] for r in report.results}
-    todo = [
-        (n, seed)
-        for n in dict.fromkeys(labels)  # each count once, in the order given
-        for seed in range(first_seed, first_seed + seeds)
-        if not any((r["labels"], r["seed"]) == (n, seed) for r in report.results)
-    ]
-    if todo:
-        out.mkdir(parents=True, exist_ok=True)
+
+    def pending() -> list[tuple[int, int]]:
+        return [
+            (n, seed)
+            for n in dict.fromkeys(labels)  # each count once, in the order given
+            for seed in range(first_seed, first_seed + seeds)
+            if not any((r["labels"], r["seed"]) == (n, seed) for r in report.results)
+        ]
+
+    if not pending():
+        return report
+    with RunLock(out):  # a second process on this folder is refused here
+        report = _load_report(out / REPORT, settings)  # as the last writer left it
         write_manifest(out, "semisupervised")
         save_yaml(settings, out / "config.yaml")
+        _run_seeds(out, report, pending(), train, test, settings, device, progress)
+    return report
+
+
+def _run_seeds(out, report, todo, train, test, settings, device, progress) -> None:
+    # The all-labels baseline does not depend on N: once per seed, reused across counts.
+    full = {r["seed"]: r["full"] for r in report.results}
     for n, seed in todo:
         result = _one_seed(out, train, test, n, seed, settings, device, progress, full)
         report.results.append(result)
@@ -259,7 +266,6 @@ def run_experiment(
                 f"{result['supervised']}, all labels {result['full']}), "
                 f"{result['gan_seconds']:.0f} s"
             )
-    return report
 
 
 CHECKPOINTS = "checkpoints"

@@ -91,6 +91,17 @@ class Players:
     def autocast(self):
         return autocast(self.device, self.amp)
 
+    def finite(self) -> bool:
+        """Every floating-point weight and buffer, averages included, is finite (one sync)."""
+        modules = [*self.modules.values(), *(e.model for e in self.emas.values())]
+        checks = [
+            t.isfinite().all()
+            for m in modules
+            for t in m.state_dict().values()
+            if t.is_floating_point()
+        ]
+        return not checks or bool(torch.stack(checks).all())
+
     def step(self, name: str, loss: Tensor) -> None:
         """Backpropagate ``loss`` (scaled under fp16) and step ``name``'s optimizer."""
         opt, scaler = self.optimizers[name], self.scalers[name]
@@ -193,6 +204,15 @@ class Statistics:
         self.counts = dict(state.get("counts", {}))
 
 
+class Diverged(GanforgeError):
+    """Training produced non-finite values; ``saved_step`` is what the checkpoint file holds
+    (None: nothing was written)."""
+
+    def __init__(self, message: str, saved_step: int | None) -> None:
+        super().__init__(message)
+        self.saved_step = saved_step
+
+
 @dataclass
 class EngineResult:
     steps: int
@@ -260,6 +280,7 @@ class Engine:
         self.seconds = 0.0
         self.window_start = 0.0
         self._mark = time.perf_counter()
+        self.saved_step: int | None = None  # the step the checkpoint file holds
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -287,7 +308,7 @@ class Engine:
         self.players.load_state_dict(state, network)
         self.recipe.load_state_dict(state["recipe"])
         set_rng_state(state["rng"], self.device)
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         self.seconds = float(state.get("seconds", 0.0))
         stats = state.get("stats", {})
         self.stats.load_state_dict(stats, self.device)
@@ -300,14 +321,25 @@ class Engine:
         path = path or self.checkpoint
         if path is None or not is_writer():
             return
-        self._check_finite()
+        self._check_finite(weights=True)
         save_checkpoint(path, self.state_dict())
+        if path == self.checkpoint:
+            self.saved_step = self.step
 
-    def _check_finite(self) -> None:
-        if not self.stats.finite():
-            raise GanforgeError(
-                f"training diverged (non-finite losses) by step {self.step}; the last "
-                "checkpoint is kept. Try a lower --lr"
+    def _check_finite(self, weights: bool = False) -> None:
+        """Statistics (and, before a checkpoint, every weight and buffer, averages included)
+        must be finite; otherwise stop, saying what the checkpoint file holds."""
+        finite = self.stats.finite() and (not weights or self.players.finite())
+        if not finite:
+            kept = (
+                f"the checkpoint of step {self.saved_step} is kept"
+                if self.saved_step is not None
+                else "no checkpoint was written"
+            )
+            raise Diverged(
+                f"training diverged (non-finite values) by step {self.step}; {kept}. "
+                "Try a lower --lr",
+                self.saved_step,
             )
 
     # -- the loop ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ The folder gets ``manifest.json`` (kind ``gan``), ``config.yaml`` (resolved),
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,11 @@ from tqdm import tqdm
 from ganforge.config import RunConfig, merge, resolve, resumable_keys, save_yaml
 from ganforge.data import ImageSet, load_dataset
 from ganforge.errors import GanforgeError
-from ganforge.io.rundir import require_kind, write_manifest
+from ganforge.io.rundir import RunLock, check_out_folder, require_kind, write_manifest
 from ganforge.nets import generate
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import amp_dtype, pick_device
-from ganforge.train.engine import Callback, Engine
+from ganforge.train.engine import Callback, Diverged, Engine
 from ganforge.train.gan import GANRecipe
 from ganforge.train.metrics_log import MetricsLog, read_metrics
 from ganforge.viz import grid_image, plot_losses, save_image
@@ -177,16 +178,24 @@ class Trainer:
             engine.save(self.run_dir / "checkpoints" / "best.pt")
 
     def run(self) -> TrainResult:
-        """Train until the configured length; Ctrl-C stops after the step with a checkpoint."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_manifest(self.run_dir, "gan")
-        save_yaml(self.cfg, self.run_dir / "config.yaml")
-        self.engine.log = MetricsLog(self.run_dir, self.engine.step)
+        """Train until the configured length; Ctrl-C stops after the step with a checkpoint.
+        The folder is locked against a second writer; a new run that diverges before its
+        first checkpoint leaves no folder behind."""
+        created = not self.run_dir.exists()
         try:
-            result = self.engine.run()
-        finally:
-            self.engine.log.close()
-        plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
+            with RunLock(self.run_dir):
+                write_manifest(self.run_dir, "gan")
+                save_yaml(self.cfg, self.run_dir / "config.yaml")
+                self.engine.log = MetricsLog(self.run_dir, self.engine.step)
+                try:
+                    result = self.engine.run()
+                finally:
+                    self.engine.log.close()
+                plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
+        except Diverged as err:
+            if created and err.saved_step is None:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
         images = result.steps_done * self.recipe.images_per_step
         return TrainResult(
             self.run_dir,
@@ -215,8 +224,7 @@ def train(
     leaves nothing behind.
     """
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
-    if run_dir.is_dir():
-        require_kind(run_dir, "gan")
+    check_out_folder(run_dir, "gan")
     if (run_dir / LAST).exists():
         raise GanforgeError(
             f"{run_dir} already holds a run; continue it with --resume {run_dir} "
