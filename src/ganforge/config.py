@@ -357,6 +357,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
             raise GanforgeError(f"train.{key} must be at least 1, got {getattr(t, key)}")
     if t.epochs is not None and not (math.isfinite(t.epochs) and t.epochs > 0):
         raise GanforgeError(f"train.epochs must be positive, got {t.epochs}")
+    if not 0 <= t.seed < 2**31:  # the sampler derives per-epoch seeds from it
+        raise GanforgeError(f"train.seed must be in [0, 2^31), got {t.seed}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise GanforgeError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     if t.amp not in ("auto", "off", "bf16", "fp16"):

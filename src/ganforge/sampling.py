@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ganforge.errors import GanforgeError
 from ganforge.io.rundir import require_kind
 from ganforge.nets import DataSpec, build_networks, generate
+from ganforge.resources import require_memory
 from ganforge.train.checkpoint import load_checkpoint, load_state
 from ganforge.train.device import pick_device
 
@@ -78,8 +79,18 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     )
 
 
+SEED_LIMIT = 2**63  # what a torch generator takes
+
+
+def check_seed(seed: int, what: str = "--seed") -> int:
+    if not 0 <= seed < SEED_LIMIT:
+        raise GanforgeError(f"{what} must be in [0, 2^63), got {seed}")
+    return seed
+
+
 def noise(n: int, z_dim: int, seed: int) -> Tensor:
-    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
+    return torch.randn(n, z_dim, generator=generator)
 
 
 def sample(
@@ -88,6 +99,11 @@ def sample(
     """``n`` images (float NCHW in [-1, 1]) and their labels (None if unconditional)."""
     if n < 1:
         raise GanforgeError(f"the number of images must be at least 1, got {n}")
+    spec = gen.spec
+    # The float images and their noise, held whole (then once more as files are written).
+    require_memory(
+        2 * n * (4 * spec.channels * spec.image_size**2 + 4 * gen.z_dim), f"{n:,} images"
+    )
     labels = gen.labels(n, class_label)
     images = gen(noise(n, gen.z_dim, seed), labels)
     return images, None if labels is None else labels.cpu()

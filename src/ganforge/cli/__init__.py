@@ -4,6 +4,7 @@ calling one library function; errors become one line on stderr and a non-zero ex
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ganforge.cli import evaluate, reproduce, robustness, sample, semisupervised, train
@@ -26,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (or GANFORGE_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in MODULES:
         module.add(sub)
@@ -40,18 +44,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except GanforgeError as err:
-        print(f"ganforge: error: {err}", file=sys.stderr)
-        return 2
-    except Interrupted as err:
-        print(f"ganforge: {err}", file=sys.stderr)
-        return 130
-    except OSError as err:  # unwritable folder, full disk, a file where a folder should be
-        print(f"ganforge: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if args.debug or os.environ.get("GANFORGE_DEBUG") == "1":
+            raise
+        message, code = _one_line(err)
+        print(message, file=sys.stderr)
+        return code
+
+
+def _one_line(err: Exception) -> tuple[str, int]:
+    """What the user sees of any failure, and the exit code."""
+    if isinstance(err, Interrupted):
+        return f"ganforge: {err}", 130
+    if isinstance(err, GanforgeError):
+        return f"ganforge: error: {err}", 2
+    if isinstance(err, OSError):  # unwritable folder, full disk, a file for a folder
+        return f"ganforge: error: {err}", 1
+    # A bug: still one line; the traceback with --debug.
+    first = (str(err).splitlines() or [""])[0]
+    name = type(err).__name__
+    return f"ganforge: error: unexpected {name}: {first} (--debug shows the traceback)", 1
 
 
 if __name__ == "__main__":

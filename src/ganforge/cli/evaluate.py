@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganforge.cli.flags import formatter
+from ganforge.cli.flags import add_force, formatter, refuse_existing
 from ganforge.errors import GanforgeError
 
 EXAMPLES = """examples:
@@ -38,6 +38,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "-o",
         help="JSON report (default: RUN_DIR/evaluation.json or <source>-evaluation.json)",
     )
+    add_force(e)
     e.set_defaults(run=run)
 
 
@@ -49,18 +50,22 @@ def run(args: argparse.Namespace) -> int:
 
     if args.num < 2:
         raise GanforgeError(f"--num must be at least 2, got {args.num}")
+    out = _out(args)
+    refuse_existing(out, args.force)  # before minutes of measuring, not after
     result, floor = evaluate(
         args.source, args.data_dir, args.num, not args.no_parzen, inception=args.inception
     )
     print(format_table(result, floor))
-    source = Path(args.source)
-    if args.out:
-        out = Path(args.out)
-    elif (source / "checkpoints").is_dir():
-        out = source / "evaluation.json"
-    else:
-        out = source.with_name(source.stem + "-evaluation.json")
-    report = {"source": str(source), "samples": result, "real_floor": floor}
+    report = {"source": args.source, "samples": result, "real_floor": floor}
     atomic_write_bytes(out, json.dumps(report, indent=2).encode())
     print(f"wrote {out}")
     return 0
+
+
+def _out(args: argparse.Namespace) -> Path:
+    source = Path(args.source)
+    if args.out:
+        return Path(args.out)
+    if (source / "checkpoints").is_dir():
+        return source / "evaluation.json"
+    return source.with_name(source.stem + "-evaluation.json")

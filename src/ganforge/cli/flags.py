@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
+
+from ganforge.errors import GanforgeError
 
 SEP = "__"  # argparse dest of a sectioned field: "train__batch_size"
 
@@ -92,6 +95,18 @@ class Parser(argparse.ArgumentParser):
 
 def formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+
+
+def refuse_existing(out: Path, force: bool) -> None:
+    """An output file that exists is replaced only with ``--force``."""
+    if out.is_dir():
+        raise GanforgeError(f"{out} is a folder; give a file name")
+    if out.exists() and not force:
+        raise GanforgeError(f"{out} exists; pass --force to replace it")
 
 
 def add_run_options(p: argparse.ArgumentParser, device: bool = True) -> None:

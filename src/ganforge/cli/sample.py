@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganforge.cli.flags import formatter
+from ganforge.cli.flags import add_force, formatter, refuse_existing
 from ganforge.errors import GanforgeError
 
 SAMPLE_EXAMPLES = """examples:
@@ -43,6 +43,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     s.add_argument("--nrow", type=int, help="images per grid row")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
+    add_force(s)
     s.set_defaults(run=run_sample)
 
     i = sub.add_parser(
@@ -63,13 +64,17 @@ def add(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--linear", action="store_true", help="straight line instead of spherical")
     i.add_argument("--out", "-o", help="a .png strip or .gif (default: RUN_DIR/sampled/walk.png)")
     i.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
+    add_force(i)
     i.set_defaults(run=run_interpolate)
 
 
 def _default_out(checkpoint: str, name: str) -> Path:
+    """RUN_DIR/sampled/NAME; beside a checkpoint file that is not in a run's checkpoints/."""
     path = Path(checkpoint)
-    run_dir = path if path.is_dir() else path.parent.parent
-    return run_dir / "sampled" / name
+    if path.is_dir():
+        return path / "sampled" / name
+    in_run = path.parent.name == "checkpoints"
+    return (path.parent.parent if in_run else path.parent) / "sampled" / name
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -79,8 +84,11 @@ def run_sample(args: argparse.Namespace) -> int:
     gen = load_generator(args.checkpoint, args.device)
     images, labels = sample(gen, args.num, args.seed, args.class_label)
     out = Path(args.out) if args.out else _default_out(args.checkpoint, f"seed{args.seed}.png")
-    if out.exists() and (args.format == "png" or (args.format is None and not out.suffix)):
-        raise GanforgeError(f"{out} already exists; choose a new folder for individual PNGs")
+    if args.format == "png" or (args.format is None and not out.suffix):
+        if out.exists():
+            raise GanforgeError(f"{out} already exists; choose a new folder for individual PNGs")
+    else:
+        refuse_existing(out, args.force)
     fmt = save_images(images, out, args.format, labels, nrow=args.nrow)
     print(f"wrote {len(images)} images ({fmt}) to {out}")
     return 0
@@ -95,6 +103,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         gen, args.seed_a, args.seed_b, args.steps, args.class_label, not args.linear
     )
     out = Path(args.out) if args.out else _default_out(args.checkpoint, "walk.png")
+    refuse_existing(out, args.force)
     if out.suffix.lower() == ".gif":
         save_gif(frames, out)
     else:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganforge.cli.flags import add_config_flags, add_run_options, config_overrides, formatter
+from ganforge.cli.flags import (
+    add_config_flags,
+    add_force,
+    add_run_options,
+    config_overrides,
+    formatter,
+)
 
 EXAMPLES = """examples:
   ganforge semisupervised --data-dir ../shared/datasets/mnist --labels 100 --seeds 5
@@ -82,6 +88,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     c.add_argument("model", metavar="MODEL", help="classifier .pt file, or a run folder")
     c.add_argument("folder", metavar="FOLDER", help="folder of images (png, jpg ...)")
     c.add_argument("--out", "-o", help="CSV to write (default: FOLDER-predictions.csv)")
+    add_force(c)
     c.set_defaults(run=run_classify)
 
 
@@ -113,5 +120,5 @@ def run(args: argparse.Namespace) -> int:
 def run_classify(args: argparse.Namespace) -> int:
     from ganforge.semisupervised.classify import classify_folder
 
-    print(classify_folder(args.model, args.folder, args.out).summary())
+    print(classify_folder(args.model, args.folder, args.out, args.force).summary())
     return 0

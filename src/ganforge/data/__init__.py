@@ -14,20 +14,30 @@ from ganforge.registry import Registry
 DATASETS: Registry[Callable[..., ImageSet]] = Registry("dataset")
 
 
+def _native(name: str, image_size: int | None, channels: int | None) -> None:
+    if image_size is not None or channels is not None:
+        raise GanforgeError(
+            f"--image-size and --channels apply to the folder dataset; {name} images have "
+            "their own size"
+        )
+
+
 @DATASETS.register("mnist")
-def _mnist(root: str | None, image_size: int | None, channels: int | None, download: bool):
+def _mnist(root, image_size, channels, download, progress=True):
+    _native("mnist", image_size, channels)
     return load_mnist(root, "train", download=download)
 
 
 @DATASETS.register("folder")
-def _folder(root: str | None, image_size: int | None, channels: int | None, download: bool):
+def _folder(root, image_size, channels, download, progress=True):
     if not root:
         raise GanforgeError("the folder dataset needs --data-dir pointing at a folder of images")
-    return load_image_folder(root, image_size or 64, channels or 3)
+    return load_image_folder(root, image_size or 64, channels or 3, progress)
 
 
 @DATASETS.register("digits")
-def _digits(root: str | None, image_size: int | None, channels: int | None, download: bool):
+def _digits(root, image_size, channels, download, progress=True):
+    _native("digits", image_size, channels)
     return load_digits()
 
 
@@ -38,9 +48,10 @@ def load_dataset(
     channels: int | None = None,
     download: bool = True,
     limit: int | None = None,
+    progress: bool = True,
 ) -> ImageSet:
     """Load dataset ``name`` (see ``DATASETS``); ``limit`` keeps only the first images."""
-    data = DATASETS.get(name)(root, image_size, channels, download)
+    data = DATASETS.get(name)(root, image_size, channels, download, progress)
     if limit is not None:
         if limit < 1:
             raise GanforgeError(f"the image limit must be at least 1, got {limit}")

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ganforge.data.images import ImageSet
 from ganforge.errors import GanforgeError
+from ganforge.resources import require_memory
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -19,7 +20,9 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
 
 
-def load_image_folder(root: str | Path, image_size: int = 64, channels: int = 3) -> ImageSet:
+def load_image_folder(
+    root: str | Path, image_size: int = 64, channels: int = 3, progress: bool = True
+) -> ImageSet:
     """Load every image under ``root``.
 
     Sub-folders that hold images become classes (torchvision's ImageFolder layout);
@@ -39,16 +42,28 @@ def load_image_folder(root: str | Path, image_size: int = 64, channels: int = 3)
         files = [(p, -1) for p in sorted(root.iterdir()) if p.suffix.lower() in EXTENSIONS]
     if not files:
         raise GanforgeError(f"no images found in {root} (looked for {', '.join(EXTENSIONS)})")
+    # Held as uint8 in memory, then once more while stacked.
+    require_memory(
+        2 * len(files) * channels * image_size**2, f"loading {len(files)} images at {image_size}px"
+    )
     from torchvision.transforms import functional as TF  # imported here: slow to import
 
     mode = "L" if channels == 1 else "RGB"
     arrays, labels, kept, skipped = [], [], [], 0
-    for path, label in tqdm(files, desc=f"loading {root.name}", unit="img", leave=False):
+    bar = tqdm(
+        files,
+        desc=f"loading {root.name}",
+        unit="img",
+        leave=False,
+        disable=None if progress else True,
+    )  # None: only on a terminal
+    for path, label in bar:
         try:
             with Image.open(path) as img:
                 img = TF.center_crop(TF.resize(img.convert(mode), image_size), image_size)
                 arrays.append(np.asarray(img, dtype=np.uint8).reshape(image_size, image_size, -1))
-        except (UnidentifiedImageError, OSError, ValueError):
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            # unreadable, truncated, or a header claiming more pixels than PIL will decode
             skipped += 1
             continue
         labels.append(label)

@@ -107,6 +107,10 @@ def load_mnist(
         raise GanforgeError(f"MNIST files in {root} do not match: {images.shape} vs {labels.shape}")
     if labels.max(initial=0) > 9:
         raise GanforgeError(f"{paths[1]} holds labels outside 0..9")
+    if images.shape[1:] != (28, 28):
+        raise GanforgeError(
+            f"{paths[0]} holds {images.shape[1]}x{images.shape[2]} images, not 28x28"
+        )
     return ImageSet(
         torch.from_numpy(images.copy()).unsqueeze(1),
         torch.from_numpy(labels.astype(np.int64)),

@@ -15,7 +15,14 @@ from ganforge.io.atomic import atomic_save
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     """``torch.save(state)`` to ``path`` through a temporary file and a rename."""
-    atomic_save(path, lambda tmp: torch.save(state, tmp))
+
+    def write(tmp: Path) -> None:
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as err:  # torch's writer reports a full disk this way
+            raise OSError(f"cannot write {path}: {str(err).splitlines()[0]}") from None
+
+    atomic_save(path, write)
 
 
 def load_safely(file: str | Path, fmt: str | tuple[str, ...], what: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ganforge.errors import GanforgeError
 from ganforge.nets import dcgan, mlp2014
 from ganforge.nets.spec import DataSpec, NetworkFamily
 from ganforge.registry import Registry
+from ganforge.resources import require_memory
 
 NETWORKS: Registry[NetworkFamily] = Registry("network")
 
@@ -65,7 +66,54 @@ def build_networks(
     num_classes = spec.num_classes if family.conditional else 0
     if family.conditional and num_classes < 2:
         raise GanforgeError(f"network {name!r} is conditional but the dataset has no class labels")
-    return family.build(spec, z_dim or family.z_dim, width or family.width, num_classes)
+    z_dim, width = z_dim or family.z_dim, width or family.width
+    weights, _ = footprint(name, spec, z_dim, width)
+    # float32 weights, their gradients, two Adam moments and the generator's average.
+    require_memory(5 * 4 * weights, _describe(name, weights, width, z_dim, spec))
+    return family.build(spec, z_dim, width, num_classes)
+
+
+def _describe(name: str, weights: int, width: int, z_dim: int, spec: DataSpec) -> str:
+    return (
+        f"network {name!r} ({weights:,} weights at width {width}, noise size {z_dim}, "
+        f"{spec.image_size}px images)"
+    )
+
+
+def footprint(name: str, spec: DataSpec, z_dim: int, width: int) -> tuple[int, int]:
+    """(weights, activation values per image through G then D) of family ``name``, from
+    shapes alone: the networks are built and run on the meta device, allocating nothing."""
+    family = NETWORKS.get(name)
+    num_classes = spec.num_classes if family.conditional else 0
+    values: list[int] = []
+
+    def count(module: nn.Module, inputs: object, output: object) -> None:
+        if isinstance(output, Tensor):
+            values.append(output.numel())
+
+    with torch.device("meta"):
+        g, d = family.build(spec, z_dim, width, num_classes)
+        leaves = [m for net in (g, d) for m in net.modules() if not list(m.children())]
+        hooks = [m.register_forward_hook(count) for m in leaves]
+        y = torch.zeros(1, dtype=torch.long) if num_classes else None
+        with torch.no_grad():
+            d(g(torch.zeros(1, z_dim), y), y)
+        for hook in hooks:
+            hook.remove()
+    return sum(p.numel() for net in (g, d) for p in net.parameters()), sum(values)
+
+
+def check_training_memory(
+    name: str, spec: DataSpec, z_dim: int, width: int, batch: int, images: int
+) -> None:
+    """Refuse a GAN whose weights, optimizer state, data and one step's activations
+    (forward and backward, both players) cannot fit in memory."""
+    weights, activations = footprint(name, spec, z_dim, width)
+    data = images * spec.channels * spec.image_size**2  # uint8, held whole
+    needed = 5 * 4 * weights + data + 3 * 4 * activations * batch
+    require_memory(
+        needed, f"training {_describe(name, weights, width, z_dim, spec)} at batch {batch}"
+    )
 
 
 @torch.inference_mode()

@@ -22,6 +22,7 @@ robustness:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,11 +153,13 @@ def evaluate_robustness(
 
     if norm not in NORMS:
         raise GanforgeError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
-    if not eps or min(eps) < 0:
-        raise GanforgeError("give at least one epsilon, all >= 0")
+    if not eps or not all(math.isfinite(e) and e >= 0 for e in eps):
+        raise GanforgeError(f"give at least one epsilon, each finite and >= 0, got {list(eps)}")
     eps = sorted({0.0, *(float(e) for e in eps)})  # 0: the clean accuracy starts the curve
     if len(x) == 0 or len(x) != len(y):
         raise GanforgeError(f"need images with one label each, got {len(x)} and {len(y)}")
+    if not 0 <= seed < 2**63:
+        raise GanforgeError(f"--seed must be in [0, 2^63), got {seed}")
     if steps < 1 or restarts < 1 or batch_size < 1:
         raise GanforgeError("steps, restarts and batch_size must be at least 1")
     if model.training:

@@ -100,6 +100,8 @@ class RobustTrainConfig:
             )
         if (self.alpha is not None and self.alpha <= 0) or self.eps_warmup < 0:
             raise GanforgeError("alpha must be > 0 and eps_warmup >= 0")
+        if not 0 <= self.seed < 2**31:
+            raise GanforgeError(f"seed must be in [0, 2^31), got {self.seed}")
         values = (self.eps, self.mix, self.epochs, self.lr, self.eps_warmup, self.alpha or 1.0)
         if not all(math.isfinite(v) for v in values):
             raise GanforgeError("eps, mix, epochs, lr, eps_warmup and alpha must be finite")

@@ -36,7 +36,7 @@ class Classified:
 
 
 def classify_folder(
-    model: str | Path, folder: str | Path, out: str | Path | None = None
+    model: str | Path, folder: str | Path, out: str | Path | None = None, force: bool = False
 ) -> Classified:
     """Predict a label for every image under ``folder`` with the classifier at ``model`` (a
     ``.pt`` file or a run folder holding ``classifier.pt``); write ``path,label,confidence``
@@ -63,10 +63,13 @@ def classify_folder(
         truth = torch.tensor([int(n) for n in images.class_names])[images.labels]
         accuracy = float((truth == labels).float().mean())
     out = Path(out) if out else Path(str(Path(folder).resolve()) + "-predictions.csv")
+    if out.exists() and not force:
+        raise GanforgeError(f"{out} exists; pass --force to replace it")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["path", "label", "confidence"])
     for path, label, conf in zip(images.paths, labels.tolist(), confidence.tolist(), strict=True):
         writer.writerow([path, label, f"{conf:.4f}"])
-    atomic_write_bytes(out, buffer.getvalue().encode())
+    # A file name that is not valid UTF-8 keeps its bytes (as the file system has them).
+    atomic_write_bytes(out, buffer.getvalue().encode("utf-8", "surrogateescape"))
     return Classified(images.paths, labels, confidence, accuracy, out)

@@ -206,8 +206,10 @@ def run_experiment(
     settings = settings or Settings()
     if seeds < 1:
         raise GanforgeError(f"--seeds must be at least 1, got {seeds}")
-    if first_seed < 0:
-        raise GanforgeError(f"--first-seed must be 0 or more, got {first_seed}")
+    if not 0 <= first_seed < 2**31 - seeds:
+        raise GanforgeError(
+            f"--first-seed {first_seed} with --seeds {seeds}: seeds must lie in [0, 2^31)"
+        )
     settings.validate()
     if settings.recipe != RECIPE:  # the field records the step; it cannot choose one
         raise GanforgeError(

@@ -21,7 +21,7 @@ from ganforge.data import ImageSet
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError
 from ganforge.losses import REGULARIZERS, DiffAugment, Regularizer, Terms, build_loss
-from ganforge.nets import NETWORKS, DataSpec, build_networks
+from ganforge.nets import NETWORKS, DataSpec, build_networks, check_training_memory
 from ganforge.nets.spectral import apply_spectral_norm
 from ganforge.train.device import channels_last
 from ganforge.train.engine import Phase, Players, Recipe
@@ -60,6 +60,7 @@ class GANRecipe(Recipe):
             self.sampler = EpochSampler(len(data), t.batch_size, t.seed, device)
         except ValueError as err:
             raise GanforgeError(str(err)) from None
+        check_training_memory(m.network, self.spec, m.z_dim, m.width, t.batch_size, len(data))
         g, d = build_networks(m.network, self.spec, m.z_dim, m.width)
         if m.spectral_norm:
             apply_spectral_norm(d)

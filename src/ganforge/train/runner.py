@@ -75,7 +75,9 @@ class Trainer:
         torch.manual_seed(t.seed)
         if data is None:
             d = cfg.data
-            data = load_dataset(d.name, d.root, d.image_size, d.channels, d.download, d.limit)
+            data = load_dataset(
+                d.name, d.root, d.image_size, d.channels, d.download, d.limit, progress
+            )
         if checkpoint is not None and checkpoint["config"]["model"]["network"] != cfg.model.network:
             raise GanforgeError(
                 f"the checkpoint was trained with network "
