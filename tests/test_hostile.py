@@ -113,6 +113,14 @@ def test_hostile_sample_requests(uncond_run, tmp_path, capsys, extra, fragment):
     assert not out.exists()
 
 
+def test_a_huge_walk_is_refused_from_an_estimate(uncond_run, tmp_path, capsys):
+    out = tmp_path / "walk.gif"
+    code, err = _outcome(["interpolate", str(uncond_run), "--steps", "100000000000",
+                          "--out", str(out)], capsys)  # fmt: skip
+    assert code != 0 and len(err) == 1 and "GiB" in err[0], err
+    assert not out.exists()
+
+
 def test_an_existing_output_file_is_replaced_only_with_force(uncond_run, tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes")
