@@ -288,3 +288,46 @@ def test_a_full_disk_while_checkpointing_is_an_error_not_a_traceback(tmp_path, m
     monkeypatch.undo()
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_attack_replaces_a_report_only_with_force(tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["attack", "--model", str(FORMAT_1 / "robust"), "--dataset", "digits",
+            "--eps", "0.1", "--steps", "2", "--restarts", "1", "-n", "20", "--quiet",
+            "--out", str(out)]  # fmt: skip
+    assert _outcome(args, capsys)[0] == 0
+    before = (out / "robustness.json").read_bytes()
+    code, err = _outcome([*args[:-2], "--eps", "0.2", "--out", str(out)], capsys)
+    assert code != 0 and "--force" in err[0]
+    assert (out / "robustness.json").read_bytes() == before
+    assert _outcome([*args, "--force"], capsys)[0] == 0
+
+
+def test_a_data_path_stored_in_a_checkpoint_is_never_downloaded_into(tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(FORMAT_1 / "gan", run)
+    target = tmp_path / "elsewhere"  # where a crafted checkpoint points
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    state["config"]["data"].update(name="mnist", root=str(target), download=True)
+    torch.save(state, run / "checkpoints" / "last.pt")
+    code, err = _outcome(["train", "--resume", str(run), "--steps", "6", "--quiet"], capsys)
+    assert code != 0 and len(err) == 1 and "--data-dir" in err[0], err
+    assert not target.exists()
+    target.mkdir()  # an existing folder without MNIST: read, and nothing created in it
+    code, err = _outcome(["train", "--resume", str(run), "--steps", "6", "--quiet"], capsys)
+    assert code != 0 and len(err) == 1 and "missing" in err[0], err
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "flags", [["--num-samples", "100000000000"], ["--eval-every", "1", "--eval-samples", HUGE]]
+)
+def test_huge_sample_grids_and_evaluations_are_refused_up_front(tmp_path, capsys, flags):
+    out = tmp_path / "run"
+    code, err = _outcome([*TRAIN, *flags, "--out", str(out)], capsys)
+    assert code != 0 and len(err) == 1, err
+    assert not out.exists()

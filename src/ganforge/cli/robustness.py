@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ganforge.cli.flags import add_config_flags, add_run_options, config_overrides, formatter
+from ganforge.cli.flags import (
+    add_config_flags,
+    add_force,
+    add_run_options,
+    config_overrides,
+    formatter,
+)
 
 ATTACK_EXAMPLES = """examples:
   ganforge attack --model runs/robust --eps 0.3 --steps 100 --restarts 5
@@ -55,6 +61,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--seed", type=int, default=0, help="random starts' seed (default: 0)")
     a.add_argument("--out", "-o", help="report folder (default: next to the model, attack-NORM)")
     add_run_options(a)
+    add_force(a)
     a.set_defaults(run=run_attack)
 
     t = sub.add_parser(
@@ -92,6 +99,7 @@ def run_attack(args: argparse.Namespace) -> int:
         download=not args.no_download,
         seed=args.seed,
         progress=not args.quiet,
+        force=args.force,
     )
     print(report.table())
     print(f"wrote {out / 'robustness.json'}, robustness.png and examples.png")

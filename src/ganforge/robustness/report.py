@@ -40,10 +40,15 @@ def attack_saved_model(
     download: bool = True,
     seed: int = 0,
     progress: bool = True,
+    force: bool = False,
 ) -> tuple[RobustnessReport, Path]:
     """Evaluate the classifier saved at ``model`` (file or ``robust-train`` run folder) on
-    the first ``n`` test images of ``dataset`` (default: the one it was trained on)."""
+    the first ``n`` test images of ``dataset`` (default: the one it was trained on). A
+    report already in ``out`` is replaced only with ``force``."""
     net, info = load_classifier(model)
+    out = Path(out) if out is not None else default_out(model, norm)
+    if (out / "robustness.json").exists() and not force:
+        raise GanforgeError(f"{out} already holds a report; pass --force to replace it")
     dataset = dataset or info.get("train", {}).get("dataset", "mnist")
     test = load_split(dataset, "test", data_dir, download)
     if tuple(test.images.shape[1:]) != tuple(info["shape"]):
@@ -63,7 +68,6 @@ def attack_saved_model(
     report = evaluate_robustness(
         net, x, y, eps, norm=norm, steps=steps, restarts=restarts, seed=seed, progress=progress
     )
-    out = Path(out) if out is not None else default_out(model, norm)
     save_report(report, out)
     save_examples(net, x[:EXAMPLES], y[:EXAMPLES], max(report.eps), norm, steps, out)
     return report, out

@@ -22,6 +22,7 @@ from ganforge.data import ImageSet, load_dataset
 from ganforge.errors import GanforgeError
 from ganforge.io.rundir import RunLock, check_out_folder, require_kind, write_manifest
 from ganforge.nets import generate
+from ganforge.resources import require_memory
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import amp_dtype, pick_device
 from ganforge.train.engine import Callback, Diverged, Engine
@@ -86,6 +87,12 @@ class Trainer:
         self.total_steps = cfg.total_steps(len(data))
         self.recipe = GANRecipe(cfg, data, self.device, amp_dtype(t.amp, self.device),
                                 fresh=checkpoint is None)  # fmt: skip
+        per_image = 4 * (
+            self.recipe.spec.channels * self.recipe.spec.image_size**2 + cfg.model.z_dim
+        )
+        require_memory(2 * per_image * t.num_samples, f"sample grids of {t.num_samples:,} images")
+        if t.eval_every:
+            require_memory(2 * per_image * t.eval_samples, f"evaluating {t.eval_samples:,} samples")
         self.z_fixed, self.y_fixed = fixed_noise(
             t.num_samples, cfg.model.z_dim, self.recipe.g.num_classes, t.seed
         )
@@ -252,6 +259,15 @@ def resume(
     require_kind(run_dir, "gan")
     state = load_checkpoint(run_dir, kind="gan")
     saved = merge(RunConfig(), state["config"]).to_dict()  # older configs lack newer keys
+    given = (overrides or {}).get("data", {})
+    if "root" not in given and saved["data"]["root"]:
+        # A path a checkpoint names is read, never downloaded into or created.
+        if not Path(saved["data"]["root"]).is_dir():
+            raise GanforgeError(
+                f"the run's data folder {saved['data']['root']} is not a folder; pass "
+                "--data-dir with the data"
+            )
+        overrides = {**(overrides or {}), "data": {**given, "download": False}}
     changed = {
         f"{section}.{key}"
         for section, values in (overrides or {}).items()
