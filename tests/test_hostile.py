@@ -331,3 +331,62 @@ def test_huge_sample_grids_and_evaluations_are_refused_up_front(tmp_path, capsys
     code, err = _outcome([*TRAIN, *flags, "--out", str(out)], capsys)
     assert code != 0 and len(err) == 1, err
     assert not out.exists()
+
+
+# -- every numeric flag of every training command, generated from the configs ----------------
+
+
+def _numeric_cases() -> list[tuple[list[str], str]]:
+    import dataclasses
+
+    from ganforge.config import RunConfig
+    from ganforge.robustness import RobustTrainConfig
+    from ganforge.semisupervised import Settings
+
+    def fields(cfg_type):
+        for f in dataclasses.fields(cfg_type):
+            factory = f.default_factory
+            if isinstance(factory, type) and dataclasses.is_dataclass(factory):
+                yield from dataclasses.fields(factory)
+            elif f.metadata.get("cli", False):
+                yield f
+
+    cases = []
+    for command, cfg_type in ((TRAIN, RunConfig), (ROBUST, RobustTrainConfig),
+                              (SEMI, Settings)):  # fmt: skip
+        for f in fields(cfg_type):
+            if not f.metadata.get("cli", True) or f.metadata.get("choices"):
+                continue
+            flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+            kinds = str(f.type)
+            values = (
+                ["nan", "inf", "-inf"] if "float" in kinds else ["-1"] if "int" in kinds else []
+            )
+            cases += [([*command, flag, value], flag) for value in values]
+    return cases
+
+
+NUMERIC = _numeric_cases()
+
+
+@pytest.mark.parametrize(("args", "flag"), NUMERIC, ids=[" ".join(a[-2:]) for a, _ in NUMERIC])
+def test_every_numeric_flag_refuses_nan_infinities_and_negative_counts(
+    args, flag, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    code, err = _outcome([*args, "--out", str(out)], capsys)
+    assert code != 0, args
+    assert len(err) == 1 and err[0].startswith("ganforge: error:"), err
+    assert "MNIST files" not in err[0]  # refused for the value, before any data is read
+    assert not out.exists()
+
+
+def test_debug_is_accepted_after_the_command_too(monkeypatch, tmp_path):
+    import ganforge.cli.train as train_command
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(train_command, "run", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["train", "--debug", "--out", str(tmp_path / "x")])

@@ -126,3 +126,47 @@ def test_divergence_keeps_the_last_finite_checkpoint_and_names_its_step(
         for module in state[part].values():
             assert all(torch.isfinite(t).all() for t in module.values() if t.is_floating_point())
     assert (tmp_path / "run" / LAST).is_file()
+
+
+def test_a_run_that_another_process_moved_on_is_not_written_over(tmp_path: Path, make_config):
+    from ganforge.config import merge
+    from ganforge.train import Trainer
+
+    run = tmp_path / "run"
+    train(make_config(train={"steps": 2}), run, progress=False)
+    state = load_checkpoint(run)
+    stale = Trainer(merge(make_config(), {"train": {"steps": 4}}), run, checkpoint=state,
+                    progress=False)  # fmt: skip
+    resume(run, {"train": {"steps": 3}}, progress=False)  # another process, meanwhile
+    with pytest.raises(GanforgeError, match="changed by another process"):
+        stale.run()
+    assert load_checkpoint(run)["step"] == 3
+
+
+def test_hidden_files_do_not_make_a_folder_foreign(tmp_path: Path, make_config):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".gitkeep").write_text("")
+    train(make_config(train={"steps": 1}), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / ".gitkeep").exists()
+
+
+def test_divergence_after_only_a_best_checkpoint_keeps_the_folder(tmp_path: Path):
+    from test_engine import Counting
+
+    from ganforge.train.engine import Callback, Engine
+
+    best = tmp_path / "checkpoints" / "best.pt"
+
+    def save_best_then_poison(engine: Engine) -> None:
+        if engine.step == 2:
+            engine.save(best)
+        else:
+            with torch.no_grad():
+                engine.recipe.net.weight.fill_(float("nan"))
+
+    engine = Engine(Counting(), 6, checkpoint=tmp_path / "checkpoints" / "last.pt",
+                    checkpoint_every=5, log_every=100, progress=False,
+                    callbacks=[Callback(2, save_best_then_poison, at_end=False)])  # fmt: skip
+    with pytest.raises(GanforgeError, match="only the best checkpoint"):
+        engine.run()
+    assert best.is_file() and not (tmp_path / "checkpoints" / "last.pt").exists()

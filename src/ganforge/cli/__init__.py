@@ -37,18 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("GANFORGE_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]  # accepted before or after the command
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 2
         return args.run(args)
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        if args.debug or os.environ.get("GANFORGE_DEBUG") == "1":
+        if debug:
             raise
         message, code = _one_line(err)
         print(message, file=sys.stderr)

@@ -98,8 +98,8 @@ def check_out_folder(path: str | Path, kind: str) -> None:
     if not path.is_dir():
         return
     found = run_kind(path)
-    if found is None:
-        entries = sorted(p.name for p in path.iterdir() if p.name != LOCK)
+    if found is None:  # hidden files (.gitkeep, .DS_Store) are never written over
+        entries = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
         if entries:
             raise GanforgeError(
                 f"{path} holds files that are not a ganforge run (such as {entries[0]!r}); "
@@ -108,10 +108,24 @@ def check_out_folder(path: str | Path, kind: str) -> None:
     require_kind(path, kind)
 
 
+# What a training run writes itself; other commands' files (sampled/, evaluation.json,
+# attack reports) may be being written by an unlocked process and are left alone.
+RUN_FILES = ("manifest.json", "config.yaml", "samples.png", "losses.png", "metrics.jsonl",
+             "semisupervised.json", "summary.json", "model.pt", "classifier.pt")  # fmt: skip
+RUN_FOLDERS = ("checkpoints", "samples", "models")
+
+
 def remove_stale_temporaries(path: Path) -> None:
-    """Temporary files of writes that a kill -9 cut short (``.NAME.XXXX.tmp``)."""
-    for tmp in [*path.glob(".*.tmp"), *path.glob("*/.*.tmp")]:
+    """Temporary files (``.NAME.XXXX.tmp``) of the run's own writes that a kill -9 cut short."""
+    stale = [t for name in RUN_FILES for t in path.glob(f".{name}.*.tmp")]
+    stale += [t for folder in RUN_FOLDERS for t in (path / folder).glob(".*.tmp")]
+    for tmp in stale:
         tmp.unlink(missing_ok=True)
+
+
+def has_checkpoints(path: Path) -> bool:
+    folder = path / "checkpoints"
+    return folder.is_dir() and any(p.suffix == ".pt" for p in folder.iterdir())
 
 
 class RunLock:

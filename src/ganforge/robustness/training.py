@@ -40,7 +40,7 @@ from ganforge.data import SPLIT_DATASETS, ImageSet, load_split
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError, Interrupted
 from ganforge.io.atomic import atomic_write_bytes
-from ganforge.io.rundir import RunLock, check_out_folder, write_manifest
+from ganforge.io.rundir import RunLock, check_out_folder, has_checkpoints, write_manifest
 from ganforge.robustness.attacks import _descend, _fgsm, pgd
 from ganforge.robustness.models import (
     CLASSIFIERS,
@@ -343,25 +343,31 @@ def robust_train(
     if state is not None:
         engine.load_state_dict(state, config.network)
     created = not out.exists()
-    try:
-        with RunLock(out):  # a second process on this folder is refused here
-            write_manifest(out, "robust")
-            save_yaml(config, out / "config.yaml")
-            recipe.log = MetricsLog(out, engine.step)
-            try:
-                result = engine.run()
-            finally:
-                recipe.log.close()
-    except Diverged as err:
-        if created and err.saved_step is None:  # nothing worth keeping was written
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    if result.interrupted:
-        raise Interrupted(
-            f"interrupted at step {result.steps} of {total}; checkpoint saved. The same "
-            "command continues from there"
-        )
+    with RunLock(out):  # a second process on this folder is refused here
+        on_disk = load_checkpoint(out)["step"] if (out / LAST).exists() else None
+        if (out / "summary.json").exists() or on_disk != engine.saved_step:
+            raise GanforgeError(f"{out} was changed by another process; run the command again")
+        write_manifest(out, "robust")
+        save_yaml(config, out / "config.yaml")
+        recipe.log = MetricsLog(out, engine.step)
+        try:
+            result = engine.run()
+        except Diverged:
+            if created and not has_checkpoints(out):  # nothing worth keeping was written
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        finally:
+            recipe.log.close()
+        if result.interrupted:
+            raise Interrupted(
+                f"interrupted at step {result.steps} of {total}; checkpoint saved. The same "
+                "command continues from there"
+            )
+        return _finish(out, config, recipe, engine, test, dev)
 
+
+def _finish(out, config, recipe, engine, test, dev) -> RobustTrainResult:
+    """The kept epoch's test accuracy, and summary.json (which marks the run finished)."""
     kept, _ = load_classifier(out / MODEL_FILE)
     kept = kept.to(dev)
     test_clean = accuracy(kept, to_unit(test.images.to(dev)), test.labels.to(dev))

@@ -206,7 +206,7 @@ def run_experiment(
     settings = settings or Settings()
     if seeds < 1:
         raise GanforgeError(f"--seeds must be at least 1, got {seeds}")
-    if not 0 <= first_seed < 2**31 - seeds:
+    if not (0 <= first_seed and first_seed + seeds <= 2**31):
         raise GanforgeError(
             f"--first-seed {first_seed} with --seeds {seeds}: seeds must lie in [0, 2^31)"
         )

@@ -281,6 +281,7 @@ class Engine:
         self.window_start = 0.0
         self._mark = time.perf_counter()
         self.saved_step: int | None = None  # the step the checkpoint file holds
+        self.saved_other = False  # another file (best.pt) was written
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -323,6 +324,7 @@ class Engine:
             return
         self._check_finite(weights=True)
         save_checkpoint(path, self.state_dict())
+        self.saved_other |= path != self.checkpoint
         if path == self.checkpoint:
             self.saved_step = self.step
 
@@ -331,11 +333,12 @@ class Engine:
         must be finite; otherwise stop, saying what the checkpoint file holds."""
         finite = self.stats.finite() and (not weights or self.players.finite())
         if not finite:
-            kept = (
-                f"the checkpoint of step {self.saved_step} is kept"
-                if self.saved_step is not None
-                else "no checkpoint was written"
-            )
+            if self.saved_step is not None:
+                kept = f"the checkpoint of step {self.saved_step} is kept"
+            elif self.saved_other:
+                kept = "only the best checkpoint so far was written"
+            else:
+                kept = "no checkpoint was written"
             raise Diverged(
                 f"training diverged (non-finite values) by step {self.step}; {kept}. "
                 "Try a lower --lr",
@@ -397,8 +400,11 @@ class Engine:
         )
 
         def aside(due: list[Callback], save: bool) -> None:
-            """Run callbacks (and a checkpoint) outside the training time."""
+            """Run callbacks (and a checkpoint) outside the training time; never on weights
+            that have diverged (an evaluation of them would fail less clearly)."""
             self._bank()
+            if due:
+                self._check_finite(weights=True)
             for cb in due:
                 cb.fn(self)
             if save:

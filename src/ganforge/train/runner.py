@@ -20,7 +20,13 @@ from tqdm import tqdm
 from ganforge.config import RunConfig, merge, resolve, resumable_keys, save_yaml
 from ganforge.data import ImageSet, load_dataset
 from ganforge.errors import GanforgeError
-from ganforge.io.rundir import RunLock, check_out_folder, require_kind, write_manifest
+from ganforge.io.rundir import (
+    RunLock,
+    check_out_folder,
+    has_checkpoints,
+    require_kind,
+    write_manifest,
+)
 from ganforge.nets import generate
 from ganforge.resources import require_memory
 from ganforge.train.checkpoint import LAST, load_checkpoint
@@ -134,6 +140,18 @@ class Trainer:
     def step(self) -> int:
         return self.engine.step
 
+    def _still_as_loaded(self) -> None:
+        """Under the lock: the folder's checkpoint is the one this run started from (another
+        process may have written the folder between the first look and the lock)."""
+        last = self.run_dir / LAST
+        on_disk = load_checkpoint(last)["step"] if last.exists() else None
+        expected = self.engine.saved_step
+        if on_disk != expected:
+            raise GanforgeError(
+                f"{self.run_dir} was changed by another process (its checkpoint is at step "
+                f"{on_disk}); run the command again"
+            )
+
     def _eval_data(self):
         """The real MNIST side of in-training evaluation, loaded before any output is written."""
         from ganforge.metrics.evaluate import load_real
@@ -191,20 +209,20 @@ class Trainer:
         The folder is locked against a second writer; a new run that diverges before its
         first checkpoint leaves no folder behind."""
         created = not self.run_dir.exists()
-        try:
-            with RunLock(self.run_dir):
-                write_manifest(self.run_dir, "gan")
-                save_yaml(self.cfg, self.run_dir / "config.yaml")
-                self.engine.log = MetricsLog(self.run_dir, self.engine.step)
-                try:
-                    result = self.engine.run()
-                finally:
-                    self.engine.log.close()
-                plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
-        except Diverged as err:
-            if created and err.saved_step is None:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
-            raise
+        with RunLock(self.run_dir):
+            self._still_as_loaded()
+            write_manifest(self.run_dir, "gan")
+            save_yaml(self.cfg, self.run_dir / "config.yaml")
+            self.engine.log = MetricsLog(self.run_dir, self.engine.step)
+            try:
+                result = self.engine.run()
+            except Diverged:
+                if created and not has_checkpoints(self.run_dir):  # nothing worth keeping
+                    shutil.rmtree(self.run_dir, ignore_errors=True)
+                raise
+            finally:
+                self.engine.log.close()
+            plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
         images = result.steps_done * self.recipe.images_per_step
         return TrainResult(
             self.run_dir,
