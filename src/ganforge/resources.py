@@ -25,6 +25,12 @@ def available_bytes() -> int:
         return 1 << 62  # unknown: do not refuse
 
 
+def require_image_memory(n: int, channels: int, image_size: int, z_dim: int, what: str) -> None:
+    """``n`` generated float images and their noise, held whole and once more while they are
+    batched or written."""
+    require_memory(2 * n * 4 * (channels * image_size**2 + z_dim), what)
+
+
 def require_memory(needed: float, what: str) -> None:
     """Refuse ``what`` when its estimated ``needed`` bytes exceed what is available."""
     have = available_bytes()

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ganforge.errors import GanforgeError
 from ganforge.io.rundir import require_kind
 from ganforge.nets import DataSpec, build_networks, generate
-from ganforge.resources import require_memory
+from ganforge.resources import require_image_memory
 from ganforge.train.checkpoint import load_checkpoint, load_state
 from ganforge.train.device import pick_device
 
@@ -93,20 +93,13 @@ def noise(n: int, z_dim: int, seed: int) -> Tensor:
     return torch.randn(n, z_dim, generator=generator)
 
 
-def _check_memory(gen: LoadedGenerator, n: int) -> None:
-    """The float images and their noise are held whole (then once more as files are written)."""
-    spec = gen.spec
-    per_image = 4 * spec.channels * spec.image_size**2 + 4 * gen.z_dim
-    require_memory(2 * n * per_image, f"{n:,} images")
-
-
 def sample(
     gen: LoadedGenerator, n: int, seed: int = 0, class_label: int | None = None
 ) -> tuple[Tensor, Tensor | None]:
     """``n`` images (float NCHW in [-1, 1]) and their labels (None if unconditional)."""
     if n < 1:
         raise GanforgeError(f"the number of images must be at least 1, got {n}")
-    _check_memory(gen, n)
+    require_image_memory(n, gen.spec.channels, gen.spec.image_size, gen.z_dim, f"{n:,} images")
     labels = gen.labels(n, class_label)
     images = gen(noise(n, gen.z_dim, seed), labels)
     return images, None if labels is None else labels.cpu()
@@ -134,7 +127,8 @@ def interpolate(
     """Images along the latent path from seed ``seed_a``'s noise to ``seed_b``'s."""
     if steps < 2:
         raise GanforgeError(f"an interpolation needs at least 2 steps, got {steps}")
-    _check_memory(gen, steps)
+    spec = gen.spec
+    require_image_memory(steps, spec.channels, spec.image_size, gen.z_dim, f"{steps:,} images")
     a, b = noise(1, gen.z_dim, seed_a)[0], noise(1, gen.z_dim, seed_b)[0]
     t = torch.linspace(0, 1, steps)
     z = slerp(a, b, t) if spherical else torch.lerp(a, b, t[:, None])

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganforge.config import option, registry_names, save_yaml
+from ganforge.config import option, registry_names
 from ganforge.data import SPLIT_DATASETS, ImageSet, load_split
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError, Interrupted
 from ganforge.io.atomic import atomic_write_bytes
-from ganforge.io.rundir import RunLock, check_out_folder, has_checkpoints, write_manifest
+from ganforge.io.rundir import check_out_folder
 from ganforge.robustness.attacks import _descend, _fgsm, pgd
 from ganforge.robustness.models import (
     CLASSIFIERS,
@@ -51,7 +50,7 @@ from ganforge.robustness.models import (
 )
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import pick_device
-from ganforge.train.engine import Callback, Diverged, Engine, Phase, Players, Recipe
+from ganforge.train.engine import Callback, Engine, Phase, Players, Recipe
 from ganforge.train.metrics_log import MetricsLog
 from ganforge.train.optim import build_optimizer
 
@@ -342,20 +341,12 @@ def robust_train(
     )
     if state is not None:
         engine.load_state_dict(state, config.network)
-    created = not out.exists()
-    with RunLock(out):  # a second process on this folder is refused here
-        on_disk = load_checkpoint(out)["step"] if (out / LAST).exists() else None
-        if (out / "summary.json").exists() or on_disk != engine.saved_step:
-            raise GanforgeError(f"{out} was changed by another process; run the command again")
-        write_manifest(out, "robust")
-        save_yaml(config, out / "config.yaml")
+    with engine.writing(out, "robust", config):
+        if (out / "summary.json").exists():
+            raise GanforgeError(f"{out} was finished by another process meanwhile")
         recipe.log = MetricsLog(out, engine.step)
         try:
             result = engine.run()
-        except Diverged:
-            if created and not has_checkpoints(out):  # nothing worth keeping was written
-                shutil.rmtree(out, ignore_errors=True)
-            raise
         finally:
             recipe.log.close()
         if result.interrupted:

@@ -12,10 +12,13 @@ checkpoint, stop) and exact resume (weights, optimizers, samplers and random sta
 
 from __future__ import annotations
 
+import math
+import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,10 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ganforge.config import save_yaml
 from ganforge.errors import GanforgeError
-from ganforge.train.checkpoint import save_checkpoint
+from ganforge.io.rundir import RunLock, has_checkpoints, write_manifest
+from ganforge.train.checkpoint import load_checkpoint, save_checkpoint
 from ganforge.train.device import autocast
 from ganforge.train.dist import is_writer
 from ganforge.train.ema import EMA
@@ -62,7 +67,7 @@ class Players:
         self.device, self.amp = device, amp
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.schedules: dict[str, str] = {}
+        self.schedules: dict[str, Callable[[int, int], float]] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         self.emas: dict[str, EMA] = {}
 
@@ -76,10 +81,10 @@ class Players:
     ) -> None:
         self.modules[name] = module
         if optimizer is not None:
-            SCHEDULES.get(schedule)
             for group in optimizer.param_groups:
                 group.setdefault("base_lr", group["lr"])
-            self.optimizers[name], self.schedules[name] = optimizer, schedule
+            self.optimizers[name] = optimizer
+            self.schedules[name] = SCHEDULES.get(schedule)
             fp16 = self.amp == torch.float16
             self.scalers[name] = torch.amp.GradScaler(self.device.type, enabled=fp16)
         if ema_decay is not None:
@@ -112,7 +117,7 @@ class Players:
 
     def set_lr(self, step: int, total: int) -> None:
         for name, opt in self.optimizers.items():
-            factor = SCHEDULES.get(self.schedules[name])(step, total)
+            factor = self.schedules[name](step, total)
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * factor
 
@@ -205,12 +210,7 @@ class Statistics:
 
 
 class Diverged(GanforgeError):
-    """Training produced non-finite values; ``saved_step`` is what the checkpoint file holds
-    (None: nothing was written)."""
-
-    def __init__(self, message: str, saved_step: int | None) -> None:
-        super().__init__(message)
-        self.saved_step = saved_step
+    """Training produced non-finite values; the message says what the checkpoint holds."""
 
 
 @dataclass
@@ -331,19 +331,44 @@ class Engine:
     def _check_finite(self, weights: bool = False) -> None:
         """Statistics (and, before a checkpoint, every weight and buffer, averages included)
         must be finite; otherwise stop, saying what the checkpoint file holds."""
-        finite = self.stats.finite() and (not weights or self.players.finite())
-        if not finite:
-            if self.saved_step is not None:
-                kept = f"the checkpoint of step {self.saved_step} is kept"
-            elif self.saved_other:
-                kept = "only the best checkpoint so far was written"
-            else:
-                kept = "no checkpoint was written"
-            raise Diverged(
-                f"training diverged (non-finite values) by step {self.step}; {kept}. "
-                "Try a lower --lr",
-                self.saved_step,
-            )
+        if not (self.stats.finite() and (not weights or self.players.finite())):
+            raise self._diverged()
+
+    def _diverged(self) -> Diverged:
+        if self.saved_step is not None:
+            kept = f"the checkpoint of step {self.saved_step} is kept"
+        elif self.saved_other:
+            kept = "only the best checkpoint so far was written"
+        else:
+            kept = "no checkpoint was written"
+        return Diverged(
+            f"training diverged (non-finite values) by step {self.step}; {kept}. Try a lower --lr"
+        )
+
+    @contextmanager
+    def writing(self, folder: Path, kind: str, config: Any) -> Iterator[None]:
+        """The run folder while this engine trains into it: locked against a second writer,
+        its checkpoint still the one this engine started from (another process may have
+        moved the run on between the first look and the lock), marked with its manifest and
+        resolved config. A new folder that ends in divergence without any checkpoint is
+        removed."""
+        created = not folder.exists()
+        with RunLock(folder):
+            last = self.checkpoint
+            on_disk = load_checkpoint(last)["step"] if last and last.exists() else None
+            if on_disk != self.saved_step:
+                raise GanforgeError(
+                    f"{folder} was changed by another process (its checkpoint is at step "
+                    f"{on_disk}); run the command again"
+                )
+            write_manifest(folder, kind)
+            save_yaml(config, folder / "config.yaml")
+            try:
+                yield
+            except Diverged:
+                if created and not has_checkpoints(folder):  # nothing worth keeping
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
 
     # -- the loop ---------------------------------------------------------------------------
     def train_step(self) -> None:
@@ -362,8 +387,9 @@ class Engine:
         self.seconds, self._mark = self.seconds + now - self._mark, now
 
     def _log(self) -> dict[str, float]:
-        self._check_finite()
         stats = self.stats.read()  # the window's one host sync: the device has caught up
+        if not all(math.isfinite(v) for v in stats.values()):
+            raise self._diverged()
         self._bank()
         steps, seconds = self.window_steps, self.seconds - self.window_start
         if self.recipe.images_per_step:

@@ -8,7 +8,6 @@ The folder gets ``manifest.json`` (kind ``gan``), ``config.yaml`` (resolved),
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,21 +16,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ganforge.config import RunConfig, merge, resolve, resumable_keys, save_yaml
+from ganforge.config import RunConfig, merge, resolve, resumable_keys
 from ganforge.data import ImageSet, load_dataset
 from ganforge.errors import GanforgeError
-from ganforge.io.rundir import (
-    RunLock,
-    check_out_folder,
-    has_checkpoints,
-    require_kind,
-    write_manifest,
-)
+from ganforge.io.rundir import check_out_folder, require_kind
 from ganforge.nets import generate
-from ganforge.resources import require_memory
+from ganforge.resources import require_image_memory
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import amp_dtype, pick_device
-from ganforge.train.engine import Callback, Diverged, Engine
+from ganforge.train.engine import Callback, Engine
 from ganforge.train.gan import GANRecipe
 from ganforge.train.metrics_log import MetricsLog, read_metrics
 from ganforge.viz import grid_image, plot_losses, save_image
@@ -93,12 +86,10 @@ class Trainer:
         self.total_steps = cfg.total_steps(len(data))
         self.recipe = GANRecipe(cfg, data, self.device, amp_dtype(t.amp, self.device),
                                 fresh=checkpoint is None)  # fmt: skip
-        per_image = 4 * (
-            self.recipe.spec.channels * self.recipe.spec.image_size**2 + cfg.model.z_dim
-        )
-        require_memory(2 * per_image * t.num_samples, f"sample grids of {t.num_samples:,} images")
+        shape = (self.recipe.spec.channels, self.recipe.spec.image_size, cfg.model.z_dim)
+        require_image_memory(t.num_samples, *shape, f"sample grids of {t.num_samples:,} images")
         if t.eval_every:
-            require_memory(2 * per_image * t.eval_samples, f"evaluating {t.eval_samples:,} samples")
+            require_image_memory(t.eval_samples, *shape, f"evaluating {t.eval_samples:,} samples")
         self.z_fixed, self.y_fixed = fixed_noise(
             t.num_samples, cfg.model.z_dim, self.recipe.g.num_classes, t.seed
         )
@@ -139,18 +130,6 @@ class Trainer:
     @property
     def step(self) -> int:
         return self.engine.step
-
-    def _still_as_loaded(self) -> None:
-        """Under the lock: the folder's checkpoint is the one this run started from (another
-        process may have written the folder between the first look and the lock)."""
-        last = self.run_dir / LAST
-        on_disk = load_checkpoint(last)["step"] if last.exists() else None
-        expected = self.engine.saved_step
-        if on_disk != expected:
-            raise GanforgeError(
-                f"{self.run_dir} was changed by another process (its checkpoint is at step "
-                f"{on_disk}); run the command again"
-            )
 
     def _eval_data(self):
         """The real MNIST side of in-training evaluation, loaded before any output is written."""
@@ -208,18 +187,10 @@ class Trainer:
         """Train until the configured length; Ctrl-C stops after the step with a checkpoint.
         The folder is locked against a second writer; a new run that diverges before its
         first checkpoint leaves no folder behind."""
-        created = not self.run_dir.exists()
-        with RunLock(self.run_dir):
-            self._still_as_loaded()
-            write_manifest(self.run_dir, "gan")
-            save_yaml(self.cfg, self.run_dir / "config.yaml")
+        with self.engine.writing(self.run_dir, "gan", self.cfg):
             self.engine.log = MetricsLog(self.run_dir, self.engine.step)
             try:
                 result = self.engine.run()
-            except Diverged:
-                if created and not has_checkpoints(self.run_dir):  # nothing worth keeping
-                    shutil.rmtree(self.run_dir, ignore_errors=True)
-                raise
             finally:
                 self.engine.log.close()
             plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
