@@ -10,6 +10,7 @@ from ganforge.nets import NETWORKS, DataSpec, build_networks
 
 N = 4
 Z = 16
+ALL_FAMILIES = ("mlp2014", "mlp2014-cond", "dcgan", "dcgan-cond", "resnet", "resnet-cond")
 
 
 def _build(name: str, channels: int, size: int, classes: int = 10, width: int = 8):
@@ -22,8 +23,9 @@ def _labels(g: torch.nn.Module) -> torch.Tensor | None:
     return torch.arange(N) % g.num_classes if g.num_classes else None
 
 
-def test_all_four_families_are_registered():
-    assert {"mlp2014", "mlp2014-cond", "dcgan", "dcgan-cond"} <= set(NETWORKS.names())
+def test_all_families_are_registered():
+    names = {"mlp2014", "mlp2014-cond", "dcgan", "dcgan-cond", "resnet", "resnet-cond"}
+    assert names <= set(NETWORKS.names())
 
 
 @pytest.mark.parametrize("name", ["dcgan", "dcgan-cond"])
@@ -43,6 +45,56 @@ def test_dcgan_shapes(name: str, size: int, channels: int):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize("name", ["resnet", "resnet-cond"])
+@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_resnet_shapes(name: str, size: int, channels: int):
+    torch.manual_seed(0)
+    g, d = _build(name, channels, size)
+    y = _labels(g)
+    assert g.num_classes == (10 if name.endswith("-cond") else 0)
+    x = g(torch.randn(N, Z), y)
+    assert x.shape == (N, channels, size, size) and x.dtype == torch.float32
+    logits = d(x, y)
+    assert logits.shape == (N,) and torch.isfinite(logits).all()
+
+
+def test_resnet_has_no_normalization_layers_and_each_image_is_its_own():
+    """No batch statistics: an image's output does not depend on the rest of its batch."""
+    torch.manual_seed(0)
+    g, d = _build("resnet", 1, 28)
+    norms = (torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.InstanceNorm2d)
+    assert not any(isinstance(m, norms) for net in (g, d) for m in net.modules())
+    z = torch.randn(N, Z)
+    with torch.no_grad():
+        torch.testing.assert_close(g(z)[:1], g(z[:1]))
+        x = g(z)
+        torch.testing.assert_close(d(x)[:1], d(x[:1]))
+
+
+def test_resnet_blocks_start_as_the_identity_and_learn():
+    """Fix-up initialization: the last layer of every residual branch is zero, so each block
+    passes its input through unchanged; the first gradient step moves that layer."""
+    from ganforge.nets.resnet import ResidualBlock
+
+    torch.manual_seed(0)
+    g, d = _build("resnet", 1, 28, width=16)
+    blocks = [m for net in (g, d) for m in net.modules() if isinstance(m, ResidualBlock)]
+    assert len(blocks) >= 4
+    x = torch.randn(2, blocks[0].expand.in_channels, 7, 7)
+    torch.testing.assert_close(blocks[0](x), x)
+    d(g(torch.randn(N, Z))).mean().backward()
+    for block in blocks:
+        assert block.reduce.weight.grad.abs().sum() > 0
+
+
+def test_resnet_channels_halve_per_doubling_from_four_times_the_width():
+    from ganforge.nets.resnet import stage_channels
+
+    assert stage_channels(28, 16) == (7, [64, 32, 16])
+    assert stage_channels(64, 8) == (4, [32, 32, 32, 16, 8])
+
+
 @pytest.mark.parametrize("name", ["mlp2014", "mlp2014-cond"])
 @pytest.mark.parametrize(("channels", "size"), [(1, 8), (1, 28), (3, 32), (3, 64)])
 def test_mlp_shapes(name: str, channels: int, size: int):
@@ -54,7 +106,7 @@ def test_mlp_shapes(name: str, channels: int, size: int):
     assert d(x, y).shape == (N,)
 
 
-@pytest.mark.parametrize("name", ["mlp2014", "mlp2014-cond", "dcgan", "dcgan-cond"])
+@pytest.mark.parametrize("name", [*ALL_FAMILIES])
 def test_discriminator_returns_one_logit_per_image_even_for_one_image(name: str):
     torch.manual_seed(0)
     g, d = _build(name, 1, 8)
@@ -66,7 +118,7 @@ def test_discriminator_returns_one_logit_per_image_even_for_one_image(name: str)
     assert d(x, y).shape == (1,)
 
 
-@pytest.mark.parametrize("name", ["mlp2014", "mlp2014-cond", "dcgan", "dcgan-cond"])
+@pytest.mark.parametrize("name", [*ALL_FAMILIES])
 def test_generator_output_is_within_minus_one_and_one(name: str):
     torch.manual_seed(0)
     g, _ = _build(name, 3, 8)
@@ -83,7 +135,7 @@ def test_generator_output_is_within_minus_one_and_one(name: str):
     assert x.min() < -0.99 and x.max() > 0.99  # the whole range is reachable
 
 
-@pytest.mark.parametrize("name", ["mlp2014-cond", "dcgan-cond"])
+@pytest.mark.parametrize("name", ["mlp2014-cond", "dcgan-cond", "resnet-cond"])
 def test_conditional_generator_output_depends_on_the_label(name: str):
     torch.manual_seed(0)
     g, _ = _build(name, 1, 8)
@@ -98,7 +150,7 @@ def test_conditional_generator_output_depends_on_the_label(name: str):
     torch.testing.assert_close(again[0], x[4])
 
 
-@pytest.mark.parametrize("name", ["mlp2014-cond", "dcgan-cond"])
+@pytest.mark.parametrize("name", ["mlp2014-cond", "dcgan-cond", "resnet-cond"])
 def test_conditional_discriminator_output_depends_on_the_label(name: str):
     torch.manual_seed(0)
     _, d = _build(name, 1, 8)
@@ -109,21 +161,21 @@ def test_conditional_discriminator_output_depends_on_the_label(name: str):
     assert logits[0] != logits[1]
 
 
-@pytest.mark.parametrize("name", ["mlp2014-cond", "dcgan-cond"])
+@pytest.mark.parametrize("name", ["mlp2014-cond", "dcgan-cond", "resnet-cond"])
 @pytest.mark.parametrize("classes", [0, 1])
 def test_conditional_network_on_unlabelled_data_is_an_error(name: str, classes: int):
     with pytest.raises(GanforgeError, match="conditional"):
         build_networks(name, DataSpec(1, 28, classes))
 
 
-@pytest.mark.parametrize("name", ["mlp2014", "dcgan"])
+@pytest.mark.parametrize("name", ["mlp2014", "dcgan", "resnet"])
 def test_unconditional_network_ignores_labels_in_the_data(name: str):
     g, d = build_networks(name, DataSpec(1, 8, 10), z_dim=Z, width=8)
     assert g.num_classes == 0
     assert d(g(torch.randn(N, Z))).shape == (N,)
 
 
-@pytest.mark.parametrize("name", ["dcgan", "dcgan-cond"])
+@pytest.mark.parametrize("name", ["dcgan", "dcgan-cond", "resnet", "resnet-cond"])
 @pytest.mark.parametrize("size", [27, 25, 6, 4])
 def test_dcgan_rejects_sizes_it_cannot_build(name: str, size: int):
     with pytest.raises(GanforgeError, match=str(size)):
@@ -131,8 +183,8 @@ def test_dcgan_rejects_sizes_it_cannot_build(name: str, size: int):
 
 
 def test_unknown_network_name_lists_the_known_ones():
-    with pytest.raises(GanforgeError, match="unknown network 'resnet'") as err:
-        build_networks("resnet", DataSpec(1, 28, 10))
+    with pytest.raises(GanforgeError, match="unknown network 'stylegan'") as err:
+        build_networks("stylegan", DataSpec(1, 28, 10))
     assert "dcgan" in str(err.value) and "mlp2014" in str(err.value)
 
 
