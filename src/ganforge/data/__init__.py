@@ -8,6 +8,7 @@ from ganforge.data.digits import load_digits
 from ganforge.data.folder import load_image_folder
 from ganforge.data.images import ImageSet, to_float, to_uint8
 from ganforge.data.mnist import load_mnist
+from ganforge.data.stacked import stack_digits
 from ganforge.errors import GanforgeError
 from ganforge.registry import Registry
 
@@ -26,6 +27,12 @@ def _native(name: str, image_size: int | None, channels: int | None) -> None:
 def _mnist(root, image_size, channels, download, progress=True):
     _native("mnist", image_size, channels)
     return load_mnist(root, "train", download=download)
+
+
+@DATASETS.register("stacked-mnist")
+def _stacked_mnist(root, image_size, channels, download, progress=True):
+    _native("stacked-mnist", image_size, channels)
+    return stack_digits(load_mnist(root, "train", download=download))
 
 
 @DATASETS.register("folder")
@@ -89,6 +96,7 @@ __all__ = [
     "load_image_folder",
     "load_mnist",
     "load_split",
+    "stack_digits",
     "to_float",
     "to_uint8",
 ]
