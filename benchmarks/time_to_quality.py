@@ -44,7 +44,7 @@ from ganforge.metrics.classes import class_coverage, confident_fraction
 from ganforge.metrics.evaluate import embed
 from ganforge.metrics.frechet import fid
 from ganforge.metrics.reference import load_reference
-from ganforge.nets import generate
+from ganforge.nets import draw_labels, generate
 from ganforge.train import Trainer
 
 RECOGNIZABLE_CONFIDENCE = 0.9
@@ -77,10 +77,11 @@ class Probe:
         }
 
     def generator(self, g: torch.nn.Module, z_dim: int, n: int | None = None) -> dict[str, float]:
-        """A conditional generator is asked for each class in turn, an equal share of each."""
+        """A conditional generator is asked for each class in turn, an equal share of each;
+        a cluster-conditioned one for clusters by their share of the data."""
         n = n or self.samples
         z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(self.seed))
-        labels = torch.arange(n) % g.num_classes if g.num_classes else None
+        labels = draw_labels(g, n, seed=self.seed + 1)
         return self.images(generate(g, z, labels))
 
     def floor(self, n: int | None = None) -> dict[str, float]:
@@ -173,15 +174,20 @@ def probe_times(budget: float) -> list[float]:
 
 
 def timed_run(
-    network: str,
+    name: str,
+    overrides: dict,
     data: ImageSet,
     probe: Probe,
     budget: float,
     off: tuple[str, ...] = (),
     device: str = "cpu",
     final_samples: int = 10_000,
+    stops: list[float] | None = None,
 ) -> dict:
-    cfg = merge(RunConfig(), {"model": {"network": network}, "train": {"device": device}})
+    cfg = merge(
+        RunConfig(), {**overrides, "train": {**overrides.get("train", {}), "device": device}}
+    )
+    network = name
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp, data=data, progress=False)
         for name in off:
@@ -195,7 +201,7 @@ def timed_run(
         curve, trained, steps = [], 0.0, 0
         first_recognizable = first_2x = None
         floor = probe.floor()
-        targets = probe_times(budget)
+        targets = stops or probe_times(budget)
         for target in targets:
             start = time.perf_counter()
             while trained + (time.perf_counter() - start) < target:
@@ -221,6 +227,7 @@ def timed_run(
         final_floor = probe.floor(final_samples)
     return {
         "network": network,
+        "config": overrides,
         "off": list(off),
         "batch_size": t.batch_size,
         "train_seconds": trained,
@@ -272,11 +279,30 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data-dir", default=os.environ.get("GANFORGE_DATA"))
-    parser.add_argument("--networks", nargs="*", default=["dcgan", "dcgan-cond", "mlp2014"])
+    parser.add_argument(
+        "--networks",
+        nargs="*",
+        default=["default", "dcgan", "dcgan-cond"],
+        help="'default' (no flags), or network names, each in its family's default recipe",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=JSON",
+        help='also a config of your own, e.g. \'r1-10={"loss": {"r1": 10}}\' (repeatable)',
+    )
     parser.add_argument("--budget", type=float, default=600, help="training seconds per run")
     parser.add_argument("--probe-samples", type=int, default=2000)
     parser.add_argument("--ablate", action="store_true", help="also each optimization off")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--stops",
+        type=lambda text: [float(t) for t in text.split(",")],
+        help="training seconds at which to probe, comma-separated (default: every 5 s, "
+        "every 15 s after two minutes, and at the budget)",
+    )
+    parser.add_argument("--final-samples", type=int, default=10_000)
     parser.add_argument("--out", default="benchmarks/results", help="folder for JSON and PNG")
     args = parser.parse_args()
 
@@ -288,14 +314,30 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, device {args.device}"
     )
     print(f"# {machine}")
-    runs: list[tuple[str, tuple[str, ...]]] = [(n, ()) for n in args.networks]
+    configs = {n: {} if n == "default" else {"model": {"network": n}} for n in args.networks}
+    for variant in args.variant:
+        label, _, text = variant.partition("=")
+        configs[label] = json.loads(text)
+    runs: list[tuple[str, tuple[str, ...]]] = [(n, ()) for n in configs]
     if args.ablate:
-        for n in args.networks:
+        for n in configs:
             runs += [(n, (name,)) for name in ABLATIONS] + [(n, tuple(ABLATIONS))]
     results = []
-    for network, off in runs:
-        print(f"{network}: " + (", ".join(f"no {o}" for o in off) or "default"), flush=True)
-        results.append(timed_run(network, train, probe, args.budget, off, args.device))
+    for name, off in runs:
+        print(f"{name}: " + (", ".join(f"no {o}" for o in off) or "as configured"), flush=True)
+        results.append(
+            timed_run(
+                name,
+                configs[name],
+                train,
+                probe,
+                args.budget,
+                off,
+                args.device,
+                args.final_samples,
+                args.stops,
+            )  # fmt: skip
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "ablation" if args.ablate else "time_to_quality"

@@ -83,6 +83,40 @@ def test_resolve_fills_the_network_family_defaults(network: str):
     assert cfg.optim.optimizer == "adam"  # both families train with Adam by default
 
 
+@pytest.mark.parametrize("network", ["dcgan", "dcgan-cond", "mlp2014", "mlp2014-cond"])
+def test_the_older_families_keep_the_recipe_they_were_tuned_with(network: str):
+    cfg = resolve(merge(RunConfig(), {"model": {"network": network}}))
+    assert (cfg.loss.name, cfg.loss.r1, cfg.loss.r2, cfg.model.clusters) == (
+        "nonsaturating",
+        0,
+        0,
+        0,
+    )
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.ema_decay) == (1600, 64, 0.999)
+    assert cfg.optim.schedule == "constant"
+
+
+def test_the_default_network_brings_its_own_recipe_and_flags_still_win():
+    family = NETWORKS.get(RunConfig().model.network)
+    cfg = resolve(RunConfig())
+    for section, values in family.recipe.items():
+        for key, value in values.items():
+            assert getattr(getattr(cfg, section), key) == value, f"{section}.{key}"
+    mine = resolve(
+        merge(RunConfig(), {"loss": {"name": "hinge", "r1": 0.0}, "train": {"batch_size": 8}})
+    )
+    assert (mine.loss.name, mine.loss.r1, mine.train.batch_size) == ("hinge", 0.0, 8)
+    assert mine.loss.r2 == cfg.loss.r2  # what was not given still comes from the family
+
+
+@pytest.mark.parametrize("codes", [1, -3])
+def test_clusters_need_two_or_more_and_an_unconditional_network(codes: int):
+    with pytest.raises(GanforgeError, match="model.clusters"):
+        resolve(merge(RunConfig(), {"model": {"network": "dcgan", "clusters": codes}}))
+    with pytest.raises(GanforgeError, match="model.clusters"):
+        resolve(merge(RunConfig(), {"model": {"network": "dcgan-cond", "clusters": 10}}))
+
+
 def test_explicit_values_beat_family_defaults():
     cfg = resolve(
         merge(RunConfig(), {"model": {"network": "dcgan", "z_dim": 5}, "optim": {"lr": 0.5}})
@@ -142,7 +176,7 @@ def test_config_yaml_in_run_folder_is_resolved(tmp_path: Path, network: str, opt
     saved = yaml.safe_load((out / "config.yaml").read_text())
     family = NETWORKS.get(network)
     assert saved["model"] == {
-        "network": network, "z_dim": 8, "width": 8, "spectral_norm": False
+        "network": network, "z_dim": 8, "width": 8, "spectral_norm": False, "clusters": 0
     }  # fmt: skip
     assert saved["optim"]["optimizer"] == optimizer
     assert saved["optim"]["lr"] == pytest.approx(family.optim["lr"])

@@ -36,7 +36,7 @@ CASES = {
     "train r1 negative": ([*TRAIN, "--r1", "-1"], "loss.r1"),
     "train gp inf": ([*TRAIN, "--gp", "inf"], "loss.gp"),
     "train augment": ([*TRAIN, "--augment", "flip"], "augmentation"),
-    "train network": ([*TRAIN, "--network", "resnet"], "resnet"),
+    "train network": ([*TRAIN, "--network", "stylegan"], "stylegan"),
     "train loss": ([*TRAIN, "--loss", "wgan"], "wgan"),
     "train dataset": (["train", "--dataset", "imagenet"], "imagenet"),
     "train device": ([*TRAIN, "--device", "tpu"], "device"),

@@ -58,21 +58,28 @@ def test_checkpoint_holds_only_plain_values(uncond_run: Path):
 # -- exact resume ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("network", ["dcgan", "mlp2014", "dcgan-cond"])
+@pytest.mark.parametrize("network", ["dcgan", "mlp2014", "dcgan-cond", "dcgan-clusters"])
 def test_resume_is_identical_to_an_uninterrupted_run(
     tmp_path: Path, make_config, network, same_state
 ):
     n = 7
     # Checkpoints at 5, 10; sample grids at 3, 6, 9, 12; logs at 4, 8, 12: none at n.
+    # dcgan-clusters: its own loss, with lazy R1 and R2 phases (every 4 steps), and clusters.
+    model = {"network": network, "width": 40 if network.startswith("mlp") else 8}
+    loss = {"name": None} if network == "dcgan-clusters" else {}
+    if network == "dcgan-clusters":
+        model["clusters"] = 6
     cfg = make_config(
-        model={"network": network, "width": 40 if network.startswith("mlp") else 8},
+        model=model,
+        loss=loss,
         train={"steps": 2 * n, "checkpoint_every": 5, "sample_every": 3, "log_every": 4},
     )
     one_go = train(cfg, tmp_path / "one", progress=False)
     assert one_go.steps == 2 * n
 
     cfg_half = make_config(
-        model={"network": network, "width": 40 if network.startswith("mlp") else 8},
+        model=model,
+        loss=loss,
         train={"steps": n, "checkpoint_every": 5, "sample_every": 3, "log_every": 4},
     )
     first = train(cfg_half, tmp_path / "two", progress=False)

@@ -63,6 +63,9 @@ def registry_names(module: str, name: str) -> Callable[[], list[str]]:
     return names
 
 
+NET = "the network's"
+
+
 @dataclass
 class DataConfig:
     name: str = option(
@@ -89,25 +92,42 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     network: str = option(
-        "dcgan", "network family", choices=registry_names("ganforge.nets", "NETWORKS")
+        "dcgan-clusters", "network family", choices=registry_names("ganforge.nets", "NETWORKS")
     )
     z_dim: int | None = option(None, "noise size", metavar="D", default_text="the network's")
     width: int | None = option(None, "base channel/unit count", default_text="the network's")
     spectral_norm: bool = option(False, "spectral normalization on the discriminator's layers")
+    clusters: int | None = option(
+        None,
+        "condition both networks on K k-means clusters of the training images, found "
+        "without labels; samples draw clusters by their share of the data (0: off)",
+        metavar="K",
+        default_text=NET,
+    )
 
 
 @dataclass
 class LossConfig:
-    name: str = option(
-        "nonsaturating",
+    name: str | None = option(
+        None,
         "adversarial loss",
         flag="--loss",
         choices=registry_names("ganforge.losses", "LOSSES"),
+        default_text="the network's",
     )
-    r1: float = option(0.0, "R1 penalty weight gamma on real images (0: off)", metavar="GAMMA")
-    r1_every: int = option(1, "apply R1 every N steps (lazy regularization)", metavar="N")
-    r2: float = option(0.0, "R2 penalty weight gamma on generated images (0: off)", metavar="GAMMA")
-    r2_every: int = option(1, "apply R2 every N steps", metavar="N")
+    r1: float | None = option(
+        None, "R1 penalty weight gamma on real images (0: off)", metavar="GAMMA", default_text=NET
+    )
+    r1_every: int | None = option(
+        None, "apply R1 every N steps (lazy regularization)", metavar="N", default_text=NET
+    )
+    r2: float | None = option(
+        None,
+        "R2 penalty weight gamma on generated images (0: off)",
+        metavar="GAMMA",
+        default_text=NET,
+    )
+    r2_every: int | None = option(None, "apply R2 every N steps", metavar="N", default_text=NET)
     gp: float = option(0.0, "WGAN-GP gradient penalty weight lambda (0: off)", metavar="LAMBDA")
     gp_every: int = option(1, "apply the gradient penalty every N steps", metavar="N")
     augment: str = option(
@@ -132,23 +152,26 @@ class OptimConfig:
     beta2: float | None = option(None, "Adam's beta2", default_text="the network's")
     momentum: float | None = option(None, "SGD momentum", default_text="0.5")
     weight_decay: float | None = option(None, "weight decay", default_text="0.01 for adamw, else 0")
-    schedule: str = option(
-        "constant",
+    schedule: str | None = option(
+        None,
         "learning-rate schedule",
         choices=registry_names("ganforge.train.optim", "SCHEDULES"),
+        default_text=NET,
     )
 
 
 @dataclass
 class TrainConfig:
-    steps: int = option(1600, "generator steps", resumable=True)
+    steps: int | None = option(None, "generator steps", resumable=True, default_text=NET)
     epochs: float | None = option(
         None, "train this many passes over the data instead of --steps", resumable=True
     )
-    batch_size: int = option(64, "images per batch", metavar="B")
+    batch_size: int | None = option(None, "images per batch", metavar="B", default_text=NET)
     k: int = option(1, "discriminator steps per generator step")
     seed: int = option(0, "random seed")
-    ema_decay: float = option(0.999, "generator weight average", metavar="DECAY")
+    ema_decay: float | None = option(
+        None, "generator weight average", metavar="DECAY", default_text=NET
+    )
     device: str = option("auto", "auto, cpu, cuda, mps, cuda:1 ...", resumable=True)
     amp: str = option(
         "auto", "mixed precision", choices=("auto", "off", "bf16", "fp16"), resumable=True
@@ -298,14 +321,31 @@ def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
         raise GanforgeError(f"{name} must be {bound}, got {value}")
 
 
+# What a field left empty becomes when the network family does not say otherwise: the
+# recipe DCGAN and the 2014 networks were tuned with (benchmarks/README.md).
+RECIPE_FALLBACK: dict[str, dict[str, Any]] = {
+    "model": {"clusters": 0},
+    "loss": {"name": "nonsaturating", "r1": 0.0, "r1_every": 1, "r2": 0.0, "r2_every": 1},
+    "optim": {"schedule": "constant"},
+    "train": {"steps": 1600, "batch_size": 64, "ema_decay": 0.999},
+}
+
+
+def _fill(section: Any, name: str, family_recipe: dict[str, dict[str, Any]]) -> Any:
+    """``section`` with its empty fields set from the family's recipe, else the fallback."""
+    values = {**RECIPE_FALLBACK[name], **family_recipe.get(name, {})}
+    empty = {k: v for k, v in values.items() if getattr(section, k) is None}
+    return dataclasses.replace(section, **empty)
+
+
 def resolve(cfg: RunConfig) -> RunConfig:
-    """Fill the network family's defaults (z size, width, optimizer) and validate values."""
+    """Fill the network family's defaults (z size, width, loss, penalties, optimizer,
+    schedule, steps, batch size, weight average) and validate values."""
     from ganforge.losses import LOSSES, DiffAugment
     from ganforge.nets import NETWORKS
     from ganforge.train.optim import OPTIMIZERS, SCHEDULES
 
     family = NETWORKS.get(cfg.model.network)
-    LOSSES.get(cfg.loss.name)
     for key in ("z_dim", "width"):
         if getattr(cfg.model, key) is not None and getattr(cfg.model, key) < 1:
             raise GanforgeError(f"model.{key} must be at least 1, got {getattr(cfg.model, key)}")
@@ -315,11 +355,23 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if data.root:  # absolute, so that a resume from another folder finds the data
         data = dataclasses.replace(data, root=str(Path(data.root).expanduser().resolve()))
     model = dataclasses.replace(
-        cfg.model,
+        _fill(cfg.model, "model", family.recipe),
         z_dim=family.z_dim if cfg.model.z_dim is None else cfg.model.z_dim,
         width=family.width if cfg.model.width is None else cfg.model.width,
     )
+    if model.clusters and (family.conditional or model.clusters < 2):
+        raise GanforgeError(
+            f"model.clusters must be 0 (off) or at least 2 with an unconditional network; "
+            f"got {model.clusters} with {model.network!r}"
+        )
+    cfg = dataclasses.replace(
+        cfg,
+        loss=_fill(cfg.loss, "loss", family.recipe),
+        optim=_fill(cfg.optim, "optim", family.recipe),
+        train=_fill(cfg.train, "train", family.recipe),
+    )
     loss = cfg.loss
+    LOSSES.get(loss.name)
     for reg in ("r1", "r2", "gp"):
         _positive(f"loss.{reg}", getattr(loss, reg), allow_zero=True)
         if getattr(loss, f"{reg}_every") < 1:
@@ -363,7 +415,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise GanforgeError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     if t.amp not in ("auto", "off", "bf16", "fp16"):
         raise GanforgeError(f"train.amp must be auto, off, bf16 or fp16, got {t.amp!r}")
-    return dataclasses.replace(cfg, data=data, model=model, optim=optim)
+    return dataclasses.replace(cfg, data=data, model=model, loss=loss, optim=optim)
 
 
 def save_yaml(cfg: Any, path: Path) -> None:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 from ganforge.io.rundir import require_kind
-from ganforge.nets import DataSpec, build_networks, generate
+from ganforge.nets import DataSpec, build_networks, draw_labels, generate
 from ganforge.resources import require_image_memory
 from ganforge.train.checkpoint import load_checkpoint, load_state
 from ganforge.train.device import pick_device
@@ -39,8 +39,9 @@ class LoadedGenerator:
     def num_classes(self) -> int:
         return self.generator.num_classes
 
-    def labels(self, n: int, class_label: int | None) -> Tensor | None:
-        """Labels for ``n`` images: all ``class_label``, or cycling through the classes."""
+    def labels(self, n: int, class_label: int | None, seed: int | None = None) -> Tensor | None:
+        """Labels for ``n`` images: all ``class_label``; else cycling through the classes,
+        or drawn by their share of the data for a cluster-conditioned generator."""
         if class_label is not None:
             if not self.num_classes:
                 raise GanforgeError(f"--class needs a conditional network; {self.network!r} is not")
@@ -50,9 +51,7 @@ class LoadedGenerator:
                     f"0..{self.num_classes - 1}"
                 )
             return torch.full((n,), class_label, dtype=torch.long, device=self.device)
-        if self.num_classes:
-            return torch.arange(n, device=self.device) % self.num_classes
-        return None
+        return draw_labels(self.generator, n, seed, self.device)
 
     def __call__(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return generate(self.generator, z, labels)
@@ -68,10 +67,13 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
         network = cfg["model"]["network"]
         spec = DataSpec(**recipe["data_spec"])
         z_dim, width = cfg["model"]["z_dim"], cfg["model"]["width"]
+        clusters = cfg["model"].get("clusters") or 0  # absent before clusters existed
         ema = state["ema"]["generator"]
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, AttributeError) as err:
         raise GanforgeError(f"{path} holds an incomplete GAN checkpoint ({err})") from None
-    g, _ = build_networks(network, spec, z_dim, width)
+    if not isinstance(clusters, int) or isinstance(clusters, bool) or clusters < 0:
+        raise GanforgeError(f"{path} holds an invalid cluster count {clusters!r}")
+    g, _ = build_networks(network, spec, z_dim, width, clusters)
     load_state(g, ema, "EMA generator", network)
     dev = pick_device(device)
     return LoadedGenerator(
@@ -100,7 +102,7 @@ def sample(
     if n < 1:
         raise GanforgeError(f"the number of images must be at least 1, got {n}")
     require_image_memory(n, gen.spec.channels, gen.spec.image_size, gen.z_dim, f"{n:,} images")
-    labels = gen.labels(n, class_label)
+    labels = gen.labels(n, class_label, seed)
     images = gen(noise(n, gen.z_dim, seed), labels)
     return images, None if labels is None else labels.cpu()
 

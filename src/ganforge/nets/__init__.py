@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
-from ganforge.nets import dcgan, mlp2014
+from ganforge.nets import dcgan, mlp2014, resnet
 from ganforge.nets.spec import DataSpec, NetworkFamily
 from ganforge.registry import Registry
 from ganforge.resources import require_memory
@@ -56,21 +56,91 @@ NETWORKS.register("dcgan")(
 NETWORKS.register("dcgan-cond")(
     NetworkFamily(dcgan.build, True, 64, 32, _DCGAN_OPTIM, "class-conditional DCGAN")
 )
+# R3GAN's game (Huang et al., 2024): the relativistic pairing loss with R1 and R2 at equal
+# weight, Adam with beta1 = 0. The penalties run every 4th step (lazy, scaled by 4).
+_R3GAN_OPTIM = {"optimizer": "adam", "lr": 1e-3, "beta1": 0.0, "beta2": 0.99}
+_R3GAN_LOSS = {"name": "relativistic", "r1": 1.0, "r1_every": 4, "r2": 1.0, "r2_every": 4}
+NETWORKS.register("resnet")(
+    NetworkFamily(
+        resnet.build,
+        False,
+        64,
+        32,
+        _R3GAN_OPTIM,
+        "R3GAN-style residual nets",
+        recipe={"loss": _R3GAN_LOSS},
+    )  # fmt: skip
+)
+NETWORKS.register("resnet-cond")(
+    NetworkFamily(
+        resnet.build,
+        True,
+        64,
+        32,
+        _R3GAN_OPTIM,
+        "class-conditional resnet",
+        recipe={"loss": _R3GAN_LOSS},
+    )  # fmt: skip
+)
+# The default of `ganforge train`: what reached quality fastest on 2 CPU cores
+# (benchmarks/README.md, issue 19): DCGAN's networks conditioned on k-means clusters of the
+# data (no labels read), trained with R3GAN's loss and penalties.
+NETWORKS.register("dcgan-clusters")(
+    NetworkFamily(
+        dcgan.build,
+        False,
+        64,
+        32,
+        _R3GAN_OPTIM,
+        "DCGAN on 200 k-means clusters, R3GAN loss",
+        recipe={"model": {"clusters": 200}, "loss": _R3GAN_LOSS},
+    )  # fmt: skip
+)
 
 
 def build_networks(
-    name: str, spec: DataSpec, z_dim: int | None = None, width: int | None = None
+    name: str,
+    spec: DataSpec,
+    z_dim: int | None = None,
+    width: int | None = None,
+    clusters: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
-    """Build ``(generator, discriminator)`` of family ``name`` for data of shape ``spec``."""
+    """Build ``(generator, discriminator)`` of family ``name`` for data of shape ``spec``.
+
+    ``clusters`` > 0 (unconditional families only): both networks are conditioned on that
+    many clusters of the data instead of class labels, and the generator keeps the clusters'
+    shares of the data in its buffer ``label_shares``, which :func:`draw_labels` samples."""
     family = NETWORKS.get(name)
     num_classes = spec.num_classes if family.conditional else 0
     if family.conditional and num_classes < 2:
         raise GanforgeError(f"network {name!r} is conditional but the dataset has no class labels")
+    if clusters and (family.conditional or clusters < 2):
+        why = "a conditional network has labels" if family.conditional else "at least 2"
+        raise GanforgeError(f"clusters need an unconditional network and {why}; got {clusters}")
     z_dim, width = z_dim or family.z_dim, width or family.width
     weights, _ = footprint(name, spec, z_dim, width)
     # float32 weights, their gradients, two Adam moments and the generator's average.
     require_memory(5 * 4 * weights, _describe(name, weights, width, z_dim, spec))
-    return family.build(spec, z_dim, width, num_classes)
+    if not clusters:
+        return family.build(spec, z_dim, width, num_classes)
+    g, d = family.build(spec, z_dim, width, clusters)
+    g.register_buffer("label_shares", torch.full((clusters,), 1.0 / clusters))
+    return g, d
+
+
+def draw_labels(
+    generator: nn.Module, n: int, seed: int | None = None, device: torch.device | str = "cpu"
+) -> Tensor | None:
+    """Labels for ``n`` samples: None for an unconditional generator; drawn by the data's
+    cluster shares for a cluster-conditioned one (seeded when ``seed`` is given); else
+    cycling through the classes, an equal share of each."""
+    if not generator.num_classes:
+        return None
+    shares = getattr(generator, "label_shares", None)
+    if shares is None:
+        return torch.arange(n, device=device) % generator.num_classes
+    rng = torch.Generator().manual_seed(seed) if seed is not None else None
+    return torch.multinomial(shares.double().cpu(), n, replacement=True, generator=rng).to(device)
 
 
 def _describe(name: str, weights: int, width: int, z_dim: int, spec: DataSpec) -> str:
@@ -130,4 +200,4 @@ def generate(
     return torch.cat(out)
 
 
-__all__ = ["NETWORKS", "DataSpec", "NetworkFamily", "build_networks", "generate"]
+__all__ = ["NETWORKS", "DataSpec", "NetworkFamily", "build_networks", "draw_labels", "generate"]

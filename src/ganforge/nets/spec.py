@@ -25,7 +25,9 @@ class NetworkFamily:
     ``build(spec, z_dim, width, num_classes)`` returns ``(generator, discriminator)``; a
     ``num_classes`` of 0 means unconditional. ``init_from_data(generator, mean_image)``, if
     set, adjusts a new generator to the data before training; ``mean_image`` is the training
-    set's mean, float CHW in [-1, 1].
+    set's mean, float CHW in [-1, 1]. ``recipe`` holds the family's own defaults for the
+    config's ``loss``, ``optim`` and ``train`` sections (``{"loss": {"name": "hinge"}}``),
+    used where the user gave no value.
     """
 
     build: Callable[[DataSpec, int, int, int], tuple[nn.Module, nn.Module]]
@@ -35,3 +37,4 @@ class NetworkFamily:
     optim: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     init_from_data: Callable[[nn.Module, Tensor], None] | None = None
+    recipe: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ganforge.config import RunConfig
 from ganforge.data import ImageSet
+from ganforge.data.clusters import cluster_images
 from ganforge.data.sampler import EpochSampler
 from ganforge.errors import GanforgeError
 from ganforge.losses import REGULARIZERS, DiffAugment, Regularizer, Terms, build_loss
@@ -54,6 +55,9 @@ class GANRecipe(Recipe):
     ) -> None:
         self.cfg = cfg
         m, t = cfg.model, cfg.train
+        self.clusters = m.clusters or 0
+        if self.clusters:
+            data = self._clustered(data, fresh)
         self.spec: DataSpec = data.spec
         self.class_names = list(data.class_names)
         try:
@@ -61,7 +65,10 @@ class GANRecipe(Recipe):
         except ValueError as err:
             raise GanforgeError(str(err)) from None
         check_training_memory(m.network, self.spec, m.z_dim, m.width, t.batch_size, len(data))
-        g, d = build_networks(m.network, self.spec, m.z_dim, m.width)
+        g, d = build_networks(m.network, self.spec, m.z_dim, m.width, self.clusters)
+        if self.clusters:
+            shares = torch.bincount(data.labels, minlength=self.clusters) / len(data)
+            g.label_shares.copy_(shares)
         if m.spectral_norm:
             apply_spectral_norm(d)
         family = NETWORKS.get(m.network)
@@ -98,6 +105,16 @@ class GANRecipe(Recipe):
         self.images_per_step = t.batch_size * t.k
         self.best_fid = math.inf
         self._batch: tuple[Tensor, Tensor, Tensor | None] | None = None
+
+    def _clustered(self, data: ImageSet, fresh: bool) -> ImageSet:
+        """``data`` labelled by its k-means clusters (its own labels are never read). A
+        resumed run takes the clusters from its checkpoint (:meth:`load_state_dict`)."""
+        if fresh:
+            labels = cluster_images(data.images, self.clusters, seed=self.cfg.train.seed)
+        else:
+            labels = torch.zeros(len(data), dtype=torch.long)
+        names = [f"cluster {i}" for i in range(self.clusters)]
+        return ImageSet(data.images, labels, names, data.name, data.paths)
 
     @property
     def g(self) -> torch.nn.Module:
@@ -167,12 +184,15 @@ class GANRecipe(Recipe):
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "sampler": self.sampler.state_dict(),
             "best_fid": self.best_fid,
             "data_spec": vars(self.spec).copy(),
             "class_names": self.class_names,
         }
+        if self.clusters:
+            state["clusters"] = self.data.labels.to("cpu", torch.int16)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if DataSpec(**state["data_spec"]) != self.spec:
@@ -180,6 +200,12 @@ class GANRecipe(Recipe):
                 f"the checkpoint was trained on data shaped {state['data_spec']}, "
                 f"but this dataset is {vars(self.spec)}"
             )
+        if self.clusters:
+            clusters = state.get("clusters")
+            valid = isinstance(clusters, Tensor) and clusters.shape == (len(self.data),)
+            if not valid or not 0 <= int(clusters.min()) <= int(clusters.max()) < self.clusters:
+                raise GanforgeError("the checkpoint's clusters do not match this dataset")
+            self.data.labels = clusters.to(self.data.images.device, torch.long)
         self.sampler.load_state_dict(state["sampler"])
         self.best_fid = float(state.get("best_fid", math.inf))
 

@@ -20,7 +20,7 @@ from ganforge.config import RunConfig, merge, resolve, resumable_keys
 from ganforge.data import ImageSet, load_dataset
 from ganforge.errors import GanforgeError
 from ganforge.io.rundir import check_out_folder, require_kind
-from ganforge.nets import generate
+from ganforge.nets import draw_labels, generate
 from ganforge.resources import require_image_memory
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import amp_dtype, pick_device
@@ -163,7 +163,7 @@ class Trainer:
         t, recipe = self.cfg.train, self.recipe
         g = torch.Generator().manual_seed(t.seed + 777)
         z = torch.randn(t.eval_samples, self.cfg.model.z_dim, generator=g)
-        y = torch.arange(t.eval_samples) % recipe.g.num_classes if recipe.conditional else None
+        y = draw_labels(recipe.ema, t.eval_samples, seed=t.seed + 778)
         full = evaluate_images(
             generate(recipe.ema, z, y),
             self.real,
