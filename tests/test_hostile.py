@@ -34,6 +34,15 @@ CASES = {
     "train z huge": ([*TRAIN, "--z-dim", "1000000000000"], "GiB"),
     "train image size for digits": ([*TRAIN, "--image-size", "37"], "folder dataset"),
     "train r1 negative": ([*TRAIN, "--r1", "-1"], "loss.r1"),
+    "train clusters one": ([*TRAIN, "--clusters", "1"], "model.clusters"),
+    "train clusters on labels": (
+        [*TRAIN, "--network", "dcgan-cond", "--clusters", "5"],
+        "clusters",
+    ),
+    "train clusters above images": (
+        [*TRAIN, "--clusters", "500", "--limit", "100"],
+        "--clusters 0",
+    ),
     "train gp inf": ([*TRAIN, "--gp", "inf"], "loss.gp"),
     "train augment": ([*TRAIN, "--augment", "flip"], "augmentation"),
     "train network": ([*TRAIN, "--network", "stylegan"], "stylegan"),

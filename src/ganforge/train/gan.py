@@ -109,6 +109,11 @@ class GANRecipe(Recipe):
     def _clustered(self, data: ImageSet, fresh: bool) -> ImageSet:
         """``data`` labelled by its k-means clusters (its own labels are never read). A
         resumed run takes the clusters from its checkpoint (:meth:`load_state_dict`)."""
+        if self.clusters > len(data):
+            raise GanforgeError(
+                f"{self.clusters} clusters need at least as many images, and the data has "
+                f"{len(data)}; pass a smaller --clusters, or --clusters 0 for none"
+            )
         if fresh:
             labels = cluster_images(data.images, self.clusters, seed=self.cfg.train.seed)
         else:

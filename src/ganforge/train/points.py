@@ -45,6 +45,8 @@ class PointsConfig:
     batch_size: int = 256
     lr: float = 1e-3
     betas: tuple[float, float] = (0.5, 0.99)
+    schedule: str = "constant"
+    ema_decay: float = 0.999
     z_dim: int = 16
     width: int = 128
     depth: int = 3
@@ -65,9 +67,9 @@ class PointsRecipe(Recipe):
         self.players = Players(device)
         hyper = {"lr": cfg.lr, "beta1": cfg.betas[0], "beta2": cfg.betas[1]}
         for name, module in (("generator", self.g), ("discriminator", self.d)):
-            self.players.add(
-                name, module, build_optimizer("adam", module.parameters(), device, **hyper)
-            )
+            optimizer = build_optimizer("adam", module.parameters(), device, **hyper)
+            ema = cfg.ema_decay if name == "generator" else None
+            self.players.add(name, module, optimizer, cfg.schedule, ema_decay=ema)
         self.loss = build_loss(cfg.loss)
         self.penalties = [REGULARIZERS.get(n)(w) for n, w in (("r1", cfg.r1), ("r2", cfg.r2)) if w]
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -101,8 +103,9 @@ class PointsRecipe(Recipe):
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0) -> Tensor:
+        """``n`` points from the generator's weight average."""
         z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
-        return self.g(z)
+        return self.players.emas["generator"].model(z)
 
 
 def train_points(

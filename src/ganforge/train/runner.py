@@ -84,6 +84,8 @@ class Trainer:
                 f"{checkpoint['config']['model']['network']!r}, not {cfg.model.network!r}"
             )
         self.total_steps = cfg.total_steps(len(data))
+        if cfg.model.clusters and checkpoint is None and progress:
+            tqdm.write(f"clustering {len(data):,} images into {cfg.model.clusters} (k-means)")
         self.recipe = GANRecipe(cfg, data, self.device, amp_dtype(t.amp, self.device),
                                 fresh=checkpoint is None)  # fmt: skip
         shape = (self.recipe.spec.channels, self.recipe.spec.image_size, cfg.model.z_dim)
