@@ -41,6 +41,17 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def projection_logit(
+    h: Tensor, head: nn.Linear, embed: nn.Embedding | None, y: Tensor | None
+) -> Tensor:
+    """A critic's logit from its features ``h`` (N, F): ``head(h)``, plus the projection
+    term <embed(y), h> when conditional (Miyato & Koyama, 2018)."""
+    logit = head(h).squeeze(1)
+    if embed is not None:
+        logit = logit + (embed(y) * h).sum(dim=1)
+    return logit
+
+
 class DCGANGenerator(nn.Module):
     """Maps ``z`` (N, z_dim) [and labels (N,)] to images (N, C, S, S) in [-1, 1]."""
 
@@ -101,11 +112,7 @@ class DCGANDiscriminator(nn.Module):
         init_weights(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        h = self.features(x)
-        logit = self.head(h).squeeze(1)
-        if self.embed is not None:
-            logit = logit + (self.embed(y) * h).sum(dim=1)
-        return logit
+        return projection_logit(self.features(x), self.head, self.embed, y)
 
 
 def build(spec, z_dim: int, width: int, num_classes: int) -> tuple[nn.Module, nn.Module]:

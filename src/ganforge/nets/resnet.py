@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganforge.nets.dcgan import layout
+from ganforge.nets.dcgan import layout, projection_logit
 
 SLOPE = 0.2
 
@@ -66,10 +66,22 @@ class ResidualBlock(nn.Module):
         return x + self.reduce(h)
 
 
-def _stage(channels: int, depth: int, expansion: int, group_size: int, total: int) -> nn.Module:
-    return nn.Sequential(
-        *(ResidualBlock(channels, expansion, group_size, total) for _ in range(depth))
+def _stages(
+    widths: list[int], depths: list[int], expansion: int, group_size: int
+) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """One sequence of ``depths[i]`` residual blocks per stage, and the 1x1 convolutions
+    that change the channel count from one stage to the next."""
+    total = sum(depths)
+    stages = nn.ModuleList(
+        nn.Sequential(*(ResidualBlock(c, expansion, group_size, total) for _ in range(n)))
+        for c, n in zip(widths, depths, strict=True)
     )
+    transitions = nn.ModuleList(
+        nn.Conv2d(a, b, 1) for a, b in zip(widths, widths[1:], strict=False)
+    )
+    for t in transitions:
+        _kaiming(t)
+    return stages, transitions
 
 
 class ResNetGenerator(nn.Module):
@@ -92,19 +104,11 @@ class ResNetGenerator(nn.Module):
         base, widths = stage_channels(image_size, width)
         self.base = base
         depths = [depth] * (len(widths) - 1) + [depth if full_size_blocks else 0]
-        total = sum(depths)
         self.embed = nn.Embedding(num_classes, z_dim) if num_classes else None
         inputs = z_dim * (2 if num_classes else 1)
         self.project = nn.Linear(inputs, widths[0] * base * base)
         _kaiming(self.project)
-        self.stages = nn.ModuleList(
-            _stage(c, n, expansion, group_size, total) for c, n in zip(widths, depths, strict=True)
-        )
-        self.transitions = nn.ModuleList(
-            nn.Conv2d(a, b, 1) for a, b in zip(widths, widths[1:], strict=False)
-        )
-        for t in self.transitions:
-            _kaiming(t)
+        self.stages, self.transitions = _stages(widths, depths, expansion, group_size)
         self.to_image = nn.Conv2d(widths[-1], channels, 1)
         _kaiming(self.to_image)
 
@@ -139,17 +143,9 @@ class ResNetDiscriminator(nn.Module):
         base, widths = stage_channels(image_size, width)
         widths = widths[::-1]  # full size first
         depths = [depth if full_size_blocks else 0] + [depth] * (len(widths) - 1)
-        total = sum(depths)
         self.from_image = nn.Conv2d(channels, widths[0], 1)
         _kaiming(self.from_image)
-        self.stages = nn.ModuleList(
-            _stage(c, n, expansion, group_size, total) for c, n in zip(widths, depths, strict=True)
-        )
-        self.transitions = nn.ModuleList(
-            nn.Conv2d(a, b, 1) for a, b in zip(widths, widths[1:], strict=False)
-        )
-        for t in self.transitions:
-            _kaiming(t)
+        self.stages, self.transitions = _stages(widths, depths, expansion, group_size)
         top = widths[-1]
         # One weight per channel and position: the base map becomes a feature vector.
         self.basis = nn.Conv2d(top, top, base, groups=top)
@@ -167,11 +163,7 @@ class ResNetDiscriminator(nn.Module):
         return F.leaky_relu(self.basis(F.leaky_relu(h, SLOPE)), SLOPE).flatten(1)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        h = self.features(x)
-        logit = self.head(h).squeeze(1)
-        if self.embed is not None:
-            logit = logit + (self.embed(y) * h).sum(dim=1)
-        return logit
+        return projection_logit(self.features(x), self.head, self.embed, y)
 
 
 def build(spec, z_dim: int, width: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
