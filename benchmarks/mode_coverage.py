@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from time_to_quality import train_until  # this folder: run as a script
 
 from ganforge.config import RunConfig, merge
 from ganforge.data import load_dataset, load_mnist, stack_digits, to_float
@@ -109,11 +110,7 @@ def stacked(out: Path, data_dir: str | None, budget: float, every: float, overri
         print(f"setup (clusters included): {setup:.1f} s", flush=True)
         engine, trained, target = trainer.engine, 0.0, every
         while target <= budget + 1e-9:
-            mark = time.perf_counter()
-            while trained + (time.perf_counter() - mark) < target:
-                engine.train_step()
-            engine.stats.read()
-            trained += time.perf_counter() - mark
+            trained, _ = train_until(engine, trained, target)
             g = trainer.recipe.ema
             z = torch.randn(SAMPLES_STACKED, g.z_dim, generator=torch.Generator().manual_seed(7))
             images = generate(g, z, draw_labels(g, SAMPLES_STACKED, seed=8))

@@ -173,6 +173,21 @@ def probe_times(budget: float) -> list[float]:
     return [float(t) for t in times]
 
 
+def train_until(
+    engine, trained: float, target: float, sync_each_step: bool = False
+) -> tuple[float, int]:
+    """Step ``engine`` until ``trained`` seconds of training reach ``target``; returns the
+    training seconds now and the steps taken. Time spent outside (probes) is not counted."""
+    start, steps = time.perf_counter(), 0
+    while trained + (time.perf_counter() - start) < target:
+        engine.train_step()
+        if sync_each_step:
+            engine.stats.read()
+        steps += 1
+    engine.stats.read()  # wait for the device before reading the clock
+    return trained + time.perf_counter() - start, steps
+
+
 def timed_run(
     name: str,
     overrides: dict,
@@ -203,14 +218,8 @@ def timed_run(
         floor = probe.floor()
         targets = stops or probe_times(budget)
         for target in targets:
-            start = time.perf_counter()
-            while trained + (time.perf_counter() - start) < target:
-                engine.train_step()
-                if sync_each_step:
-                    engine.stats.read()
-                steps += 1
-            engine.stats.read()  # wait for the device before reading the clock
-            trained += time.perf_counter() - start
+            trained, done = train_until(engine, trained, target, sync_each_step)
+            steps += done
             m = probe.generator(trainer.recipe.ema, z_dim)
             m.update(seconds=round(trained, 2), step=steps)
             curve.append(m)

@@ -154,3 +154,18 @@ def test_the_points_game_learns_the_ring_on_the_engine():
     torch.testing.assert_close(
         again, train_points(ring, PointsConfig(steps=20, seed=3)).sample(5, seed=1)
     )
+
+
+def test_evaluate_stacked_reads_each_channel_once_for_modes_and_confidence(small_real):
+    from ganforge.metrics.evaluate import evaluate_stacked
+
+    # The floor is real stacked test digits drawn with the same seed: the very same images.
+    images = to_float(stack_digits(small_real.test, 3000, seed=1).images)
+    result, floor = evaluate_stacked(images, small_real)
+    assert result == floor
+    assert result["num_images"] == 3000 and result["modes"] > 900  # 3,000 draws of 1000
+    assert result["confident_fraction"] > 0.9  # all three digits of real images
+    direct = stacked_mode_coverage(small_real.net, images)
+    assert (result["modes"], result["kl"]) == (direct.modes, direct.kl)
+    with pytest.raises(GanforgeError, match=r"\(N, 3, H, W\)"):
+        evaluate_stacked(images[:, :1], small_real)

@@ -342,7 +342,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     """Fill the network family's defaults (z size, width, loss, penalties, optimizer,
     schedule, steps, batch size, weight average) and validate values."""
     from ganforge.losses import LOSSES, DiffAugment
-    from ganforge.nets import NETWORKS
+    from ganforge.nets import NETWORKS, check_clusters
     from ganforge.train.optim import OPTIMIZERS, SCHEDULES
 
     family = NETWORKS.get(cfg.model.network)
@@ -359,11 +359,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
         z_dim=family.z_dim if cfg.model.z_dim is None else cfg.model.z_dim,
         width=family.width if cfg.model.width is None else cfg.model.width,
     )
-    if model.clusters and (family.conditional or model.clusters < 2):
-        raise GanforgeError(
-            f"model.clusters must be 0 (off) or at least 2 with an unconditional network; "
-            f"got {model.clusters} with {model.network!r}"
-        )
+    check_clusters(model.network, model.clusters, "model.clusters")
     cfg = dataclasses.replace(
         cfg,
         loss=_fill(cfg.loss, "loss", family.recipe),

@@ -40,25 +40,34 @@ def histogram_kl(counts: Tensor) -> float:
 
 
 @torch.inference_mode()
-def stacked_digits(classifier: nn.Module, images: Tensor, batch: int = 2000) -> Tensor:
-    """The three digits (N, 3) the classifier reads in the channels of float [-1, 1]
-    images (N, 3, 28, 28)."""
+def stacked_probabilities(classifier: nn.Module, images: Tensor, batch: int = 2000) -> Tensor:
+    """The classifier's class probabilities (N, 3, K) for each channel of float [-1, 1]
+    images (N, 3, 28, 28), every channel read as a gray image."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise GanforgeError(f"stacked images must be (N, 3, H, W), got {tuple(images.shape)}")
     out = []
     for i in range(0, len(images), batch):
         chunk = images[i : i + batch].float()
-        channels = chunk.flatten(0, 1).unsqueeze(1)  # every channel as a gray image
-        out.append(classifier(channels).argmax(1).view(len(chunk), 3))
+        logits = classifier(chunk.flatten(0, 1).unsqueeze(1))
+        out.append(logits.softmax(1).view(len(chunk), 3, -1))
     return torch.cat(out)
+
+
+def stacked_digits(classifier: nn.Module, images: Tensor) -> Tensor:
+    """The three digits (N, 3) the classifier reads in the channels of ``images``."""
+    return stacked_probabilities(classifier, images).argmax(2)
+
+
+def digits_coverage(digits: Tensor) -> ModeCoverage:
+    """Modes covered and KL to uniform of the three-digit modes ``digits`` (N, 3) name."""
+    modes = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
+    counts = torch.bincount(modes.cpu(), minlength=MODES)
+    return ModeCoverage(int((counts > 0).sum()), MODES, histogram_kl(counts), len(digits))
 
 
 def stacked_mode_coverage(classifier: nn.Module, images: Tensor) -> ModeCoverage:
     """Modes covered and KL to uniform of float [-1, 1] Stacked MNIST images."""
-    digits = stacked_digits(classifier, images)
-    modes = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
-    counts = torch.bincount(modes.cpu(), minlength=MODES)
-    return ModeCoverage(int((counts > 0).sum()), MODES, histogram_kl(counts), len(images))
+    return digits_coverage(stacked_digits(classifier, images))
 
 
 @dataclass

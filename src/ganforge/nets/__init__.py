@@ -119,9 +119,7 @@ def build_networks(
     num_classes = spec.num_classes if family.conditional else 0
     if family.conditional and num_classes < 2:
         raise GanforgeError(f"network {name!r} is conditional but the dataset has no class labels")
-    if clusters and (family.conditional or clusters < 2):
-        why = "a conditional network has labels" if family.conditional else "at least 2"
-        raise GanforgeError(f"clusters need an unconditional network and {why}; got {clusters}")
+    check_clusters(name, clusters)
     z_dim, width = z_dim or family.z_dim, width or family.width
     weights, _ = footprint(name, spec, z_dim, width)
     # float32 weights, their gradients, two Adam moments and the generator's average.
@@ -131,6 +129,16 @@ def build_networks(
     g, d = family.build(spec, z_dim, width, clusters)
     g.register_buffer("label_shares", torch.full((clusters,), 1.0 / clusters))
     return g, d
+
+
+def check_clusters(name: str, clusters: int, key: str = "clusters") -> None:
+    """Refuse a cluster count other than 0 (off) or at least 2, or clusters on a network
+    family that is conditioned on the data's labels already."""
+    if clusters and (NETWORKS.get(name).conditional or clusters < 2):
+        raise GanforgeError(
+            f"{key} must be 0 (off) or at least 2 with an unconditional network; "
+            f"got {clusters} with {name!r}"
+        )
 
 
 def draw_labels(
@@ -205,4 +213,12 @@ def generate(
     return torch.cat(out)
 
 
-__all__ = ["NETWORKS", "DataSpec", "NetworkFamily", "build_networks", "draw_labels", "generate"]
+__all__ = [
+    "NETWORKS",
+    "DataSpec",
+    "NetworkFamily",
+    "build_networks",
+    "check_clusters",
+    "draw_labels",
+    "generate",
+]

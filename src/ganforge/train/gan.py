@@ -66,7 +66,7 @@ class GANRecipe(Recipe):
             raise GanforgeError(str(err)) from None
         check_training_memory(m.network, self.spec, m.z_dim, m.width, t.batch_size, len(data))
         g, d = build_networks(m.network, self.spec, m.z_dim, m.width, self.clusters)
-        if self.clusters:
+        if self.clusters and fresh:  # a resumed run's shares come with its weights
             shares = torch.bincount(data.labels, minlength=self.clusters) / len(data)
             g.label_shares.copy_(shares)
         if m.spectral_norm:
