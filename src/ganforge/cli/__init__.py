@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = argv
         if not args.command:
             parser.print_help()
             return 2
@@ -54,8 +55,23 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         message, code = _one_line(err)
-        print(message, file=sys.stderr)
+        if _says(err):
+            print(message, file=sys.stderr)
         return code
+
+
+def _says(err: Exception) -> bool:
+    """Whether this process reports ``err``. Of several processes on one machine, rank 0
+    reports what they all hit (a bad data folder); a process whose peer died leaves that
+    to the launcher that started it (``--nproc``)."""
+    from ganforge.train import dist
+    from ganforge.train.engine import PeerFailure
+
+    if isinstance(err, PeerFailure) and os.environ.get(dist.LAUNCHED):
+        return False
+    if isinstance(err, GanforgeError) and dist.world_size() > 1 and not dist.is_writer():
+        return not dist.single_node()
+    return True
 
 
 def _one_line(err: Exception) -> tuple[str, int]:

@@ -10,13 +10,30 @@ class EpochSampler:
     """Yields index batches over a fresh permutation each epoch (the remainder is dropped).
 
     The permutation of epoch ``e`` is a pure function of ``(seed, e)``, so the whole state is
-    ``(epoch, position)``.
+    ``(epoch, position)``. ``batch_size`` is the global batch: on ``world`` processes, process
+    ``rank`` gets its share of it (``batch_size / world`` indices), so together they take the
+    batch one process would, and the state is the same on all of them.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world: int = 1,
+    ):
         if size < batch_size:
             raise ValueError(f"batch size {batch_size} is larger than the dataset ({size} images)")
+        if batch_size % world:
+            raise ValueError(
+                f"a batch of {batch_size} does not split evenly over {world} processes; "
+                f"pass a batch size that is a multiple of {world}"
+            )
         self.size, self.batch_size, self.seed, self.device = size, batch_size, seed, device
+        self.share = batch_size // world
+        self.offset = rank * self.share
         self.epoch, self.position = 0, 0
         self._perm: Tensor | None = None
 
@@ -29,7 +46,8 @@ class EpochSampler:
     def next(self) -> Tensor:
         if self.position + self.batch_size > self.size:
             self.epoch, self.position, self._perm = self.epoch + 1, 0, None
-        index = self._permutation()[self.position : self.position + self.batch_size]
+        start = self.position + self.offset
+        index = self._permutation()[start : start + self.share]
         self.position += self.batch_size
         return index
 

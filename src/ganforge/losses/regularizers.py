@@ -27,8 +27,11 @@ def input_gradients(d: Critic, x: Tensor, labels: Tensor | None) -> Tensor:
     """d(sum of D's outputs)/dx per image, flattened to (N, D), kept differentiable. Runs in
     float32 whatever precision ``x`` came in (generated images may be bf16 under autocast)."""
     x = full_precision(x.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(x, labels).float().sum(), x, create_graph=True)
-    return grad.flatten(1)
+    out = d(x, labels).float().sum()
+    (grad,) = torch.autograd.grad(out, x, create_graph=True)
+    # Adding 0 * D(x) leaves the values as they are but puts every weight in the graph
+    # (the last bias has no gradient through grad D(x)): DDP waits for every weight's.
+    return grad.flatten(1) + 0 * out
 
 
 class Regularizer:

@@ -30,6 +30,7 @@ from ganforge.semisupervised.nets import (
     Generator,
 )
 from ganforge.semisupervised.recipes import SemiSupervisedRecipe, SupervisedRecipe
+from ganforge.train import dist
 from ganforge.train.checkpoint import load_checkpoint
 from ganforge.train.device import pick_device
 from ganforge.train.engine import Engine, Recipe
@@ -130,6 +131,7 @@ class _ImageClassifier:
             header={"settings": settings},
             progress=self.progress,
             desc=desc,
+            seed=self.seed,
         )
         if checkpoint is not None and Path(checkpoint).is_file():
             state = load_checkpoint(checkpoint, kind=recipe.kind)
@@ -244,6 +246,7 @@ class SupervisedClassifier(_ImageClassifier):
         target = self._labels(y, len(x))
         self._shape(X)
         device = pick_device(self.device)
+        dist.setup(device)  # under torchrun: each process fits its share of every batch
         x, target = x.to(device), target.to(device)
         net = self._new_classifier(x.shape[1], device)
         recipe = SupervisedRecipe(
@@ -308,6 +311,7 @@ class SemiSupervisedGAN(_ImageClassifier):
         if self.epochs <= 0 or self.batch_size < 2 or log_every < 1:
             raise GanforgeError("epochs must be > 0, batch_size at least 2, log_every at least 1")
         device = pick_device(self.device)
+        dist.setup(device)  # under torchrun: each process fits its share of every batch
         xl, target, xu = xl.to(device), target.to(device), xu.to(device)
         d = self._new_classifier(xl.shape[1], device)
         g = Generator(xl.shape[1], self.z_dim, self.generator_units).to(device)

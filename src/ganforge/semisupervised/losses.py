@@ -13,6 +13,7 @@ The classifier's K logits ``l`` stand for K + 1 classes whose "fake" logit is fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,11 @@ def classifier_loss(
     return ClassifierLoss(supervised + unsupervised_weight * unsupervised, supervised, unsupervised)
 
 
-def feature_matching(features_real: Tensor, features_fake: Tensor) -> Tensor:
-    """Mean over units of (mean real feature - mean generated feature)^2."""
-    return (features_real.mean(0) - features_fake.mean(0)).square().mean()
+def feature_matching(
+    features_real: Tensor,
+    features_fake: Tensor,
+    batch_mean: Callable[[Tensor], Tensor] = lambda x: x.mean(0),
+) -> Tensor:
+    """Mean over units of (mean real feature - mean generated feature)^2; ``batch_mean`` is
+    the mean over the batch (over the global batch on several processes)."""
+    return (batch_mean(features_real) - batch_mean(features_fake)).square().mean()

@@ -8,6 +8,8 @@ what the paper's networks use; it lets Adam run at a rate of 3e-3.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -53,16 +55,20 @@ class WNLinear(nn.Module):
 
 
 class GaussianNoise(nn.Module):
-    """Adds N(0, sigma^2) noise in training mode; the identity in eval mode."""
+    """Adds N(0, sigma^2) noise in training mode; the identity in eval mode. The noise comes
+    from ``source`` when one is set (a recipe's stream shared by every process, so the
+    global batch gets the noise one process would draw), else from torch's."""
 
     def __init__(self, sigma: float) -> None:
         super().__init__()
         self.sigma = sigma
+        self.source: Any = None
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.sigma == 0:
             return x
-        return x + self.sigma * torch.randn_like(x)
+        noise = torch.randn_like(x) if self.source is None else self.source.randn_like(x)
+        return x + self.sigma * noise
 
 
 class Classifier(nn.Module):

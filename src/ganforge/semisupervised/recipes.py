@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganforge.data.sampler import EpochSampler
+from ganforge.errors import GanforgeError
 from ganforge.semisupervised.losses import classifier_loss, feature_matching
-from ganforge.semisupervised.nets import Classifier, Generator
+from ganforge.semisupervised.nets import Classifier, GaussianNoise, Generator
+from ganforge.train import dist
 from ganforge.train.engine import Phase, Players, Recipe
 from ganforge.train.optim import build_optimizer
 
@@ -40,43 +42,61 @@ def tile(x: Tensor, y: Tensor | None, batch_size: int) -> tuple[Tensor, Tensor |
     return x.repeat(reps, 1), None if y is None else y.repeat(reps)
 
 
-def start_classifier(net: Classifier, init_batch: Tensor) -> None:
+def start_classifier(net: Classifier, init_batch: Tensor, seed: int) -> dist.SharedRandom:
     """Start ``net`` from up to 500 images of ``init_batch`` (one recipe for both, so the
-    baseline is the same classifier the GAN trains)."""
+    baseline is the same classifier the GAN trains); from then on its noise layers draw
+    from the returned stream, the one every process shares."""
     device = init_batch.device
     net.data_init(init_batch[torch.randperm(len(init_batch), device=device)[:500]])
+    random = dist.SharedRandom(seed, device)
+    for m in net.modules():
+        if isinstance(m, GaussianNoise):
+            m.source = random
+    return random
+
+
+def sampler(size: int, batch_size: int, seed: int, device: torch.device) -> EpochSampler:
+    """This process's share of each global batch of ``batch_size``."""
+    try:
+        return EpochSampler(size, batch_size, seed, device, dist.rank(), dist.world_size())
+    except ValueError as err:
+        raise GanforgeError(str(err)) from None
 
 
 class SupervisedRecipe(Recipe):
     """One player, ``classifier`` (averaged), and one phase: cross-entropy on labels."""
 
     kind = "supervised"
+    distributed = True
 
     def __init__(
         self, net: Classifier, x: Tensor, target: Tensor, batch_size: int, lr: float,
         ema_decay: float, seed: int,
     ) -> None:  # fmt: skip
         device = x.device
-        start_classifier(net, x)
+        self.random = start_classifier(net, x, seed)
         self.players = Players(device)
         self.players.add("classifier", net, paper_adam(net, lr), SCHEDULE, ema_decay)
         self.x, self.target = tile(x, target, batch_size)
-        self.batches = EpochSampler(len(self.x), batch_size, seed, device)
+        self.batches = sampler(len(self.x), batch_size, seed, device)
 
     def phases(self) -> list[Phase]:
         return [Phase("C main", self.c_main)]
 
     def c_main(self, step: int) -> dict[str, Tensor]:
         i = self.batches.next()
-        loss = F.cross_entropy(self.players["classifier"](self.x[i])[0], self.target[i])
+        logits = self.players.trainable("classifier")(self.x[i])[0]
+        loss = F.cross_entropy(logits, self.target[i])
         self.players.step("classifier", loss)
         return {"cross_entropy": loss.detach()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sampler": self.batches.state_dict()}
+        return {"sampler": self.batches.state_dict(), "shared": self.random.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.batches.load_state_dict(state["sampler"])
+        if "shared" in state:  # older checkpoints drew from torch's stream
+            self.random.load_state_dict(state["shared"])
 
 
 class SemiSupervisedRecipe(Recipe):
@@ -86,21 +106,22 @@ class SemiSupervisedRecipe(Recipe):
     the mean features that step saw on the unlabelled batch."""
 
     kind = "semisupervised-gan"
+    distributed = True
 
     def __init__(
         self, d: Classifier, g: Generator, xl: Tensor, target: Tensor, xu: Tensor,
         batch_size: int, lr: float, unsupervised_weight: float, ema_decay: float, seed: int,
     ) -> None:  # fmt: skip
         device = xl.device
-        start_classifier(d, xu)
+        self.random = start_classifier(d, xu, seed)
         self.players = Players(device)
         self.players.add("classifier", d, paper_adam(d, lr), SCHEDULE, ema_decay)
         self.players.add("generator", g, paper_adam(g, lr), SCHEDULE)
         self.bs, self.weight = batch_size, unsupervised_weight
         self.xl, self.target = tile(xl, target, batch_size)
         self.xu = tile(xu, None, batch_size)[0]
-        self.labelled = EpochSampler(len(self.xl), batch_size, seed, device)
-        self.unlabelled = EpochSampler(len(self.xu), batch_size, seed + 1, device)
+        self.labelled = sampler(len(self.xl), batch_size, seed, device)
+        self.unlabelled = sampler(len(self.xu), batch_size, seed + 1, device)
         self.history: list[dict[str, float]] = []
         self._fake: Tensor | None = None
         self._real_features: Tensor | None = None
@@ -109,11 +130,13 @@ class SemiSupervisedRecipe(Recipe):
         return [Phase("D main", self.d_main), Phase("G main", self.g_main)]
 
     def d_main(self, step: int) -> dict[str, Tensor]:
-        d, g, bs = self.players["classifier"], self.players["generator"], self.bs
+        p, bs = self.players, self.labelled.share
+        d, g = p.trainable("classifier"), p.trainable("generator")
         il, iu = self.labelled.next(), self.unlabelled.next()
-        fake = g(g.noise(bs, self.xl.device))
-        d.requires_grad_(True)
-        logits, features = d(torch.cat([self.xl[il], self.xu[iu], fake.detach()]))
+        fake = g(self.random.rand(bs, p["generator"].z_dim))
+        p["classifier"].requires_grad_(True)
+        with self.random.segments(3):  # noise for the global labelled, unlabelled, fake
+            logits, features = d(torch.cat([self.xl[il], self.xu[iu], fake.detach()]))
         terms = classifier_loss(
             logits[:bs], self.target[il], logits[bs : 2 * bs], logits[2 * bs :], self.weight
         )
@@ -134,7 +157,7 @@ class SemiSupervisedRecipe(Recipe):
         assert self._fake is not None and self._real_features is not None
         d = self.players["classifier"]
         d.requires_grad_(False)
-        loss = feature_matching(self._real_features, d(self._fake)[1])
+        loss = feature_matching(self._real_features, d(self._fake)[1], dist.batch_mean)
         self.players.step("generator", loss)
         self._fake = None
         return {"feature_matching": loss.detach()}
@@ -147,9 +170,12 @@ class SemiSupervisedRecipe(Recipe):
             "labelled": self.labelled.state_dict(),
             "unlabelled": self.unlabelled.state_dict(),
             "history": self.history,
+            "shared": self.random.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.labelled.load_state_dict(state["labelled"])
         self.unlabelled.load_state_dict(state["unlabelled"])
         self.history = list(state["history"])
+        if "shared" in state:
+            self.random.load_state_dict(state["shared"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -10,7 +11,21 @@ from ganforge.errors import GanforgeError
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; other names are checked."""
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; other names are checked. Each of
+    several processes on a machine (torchrun) takes the GPU of its local rank."""
+    device = _named_device(name)
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        index = int(os.environ["LOCAL_RANK"])
+        if index >= torch.cuda.device_count():
+            raise GanforgeError(
+                f"process {index} on this machine has no GPU of its own "
+                f"({torch.cuda.device_count()} GPU(s)); start fewer processes or use --device cpu"
+            )
+        device = torch.device("cuda", index)
+    return device
+
+
+def _named_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -8,6 +8,12 @@ engine owns the rest: the step count, learning-rate schedules, mixed precision, 
 averages, callbacks (sample grids, evaluation), statistics (summed on the device, read once
 per logging window), the divergence check, checkpoints, Ctrl-C / SIGTERM (finish the step,
 checkpoint, stop) and exact resume (weights, optimizers, samplers and random state).
+
+Under torchrun (several processes) the engine wraps each trained player in
+DistributedDataParallel, gives every process its own random stream, averages the logged
+statistics, stops every process at the same step, and lets rank 0 alone write; see
+``dist.py``. A recipe takes part by setting ``distributed = True`` and running the forward
+passes that train a player through :meth:`Players.trainable`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +37,7 @@ from tqdm import tqdm
 from ganforge.config import save_yaml
 from ganforge.errors import GanforgeError
 from ganforge.io.rundir import RunLock, has_checkpoints, write_manifest
+from ganforge.train import dist
 from ganforge.train.checkpoint import load_checkpoint, save_checkpoint
 from ganforge.train.device import autocast
 from ganforge.train.dist import is_writer
@@ -70,6 +78,7 @@ class Players:
         self.schedules: dict[str, Callable[[int, int], float]] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         self.emas: dict[str, EMA] = {}
+        self.wrapped: dict[str, nn.Module] = {}  # DDP wrappers of trained players
 
     def add(
         self,
@@ -92,6 +101,36 @@ class Players:
 
     def __getitem__(self, name: str) -> nn.Module:
         return self.modules[name]
+
+    def trainable(self, name: str) -> nn.Module:
+        """``name`` as a forward pass that trains it sees it: on several processes its DDP
+        wrapper, whose backward averages the gradients over processes. Passes that only
+        carry gradients to another player (the critic in the generator's phase) use the
+        plain module."""
+        return self.wrapped.get(name, self.modules[name])
+
+    def distribute(self) -> None:
+        """On several processes: batch norm over the global batch, DDP around each trained
+        player, and every weight average made rank 0's. Nothing on one process."""
+        if dist.world_size() == 1 or self.wrapped:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device] if self.device.type == "cuda" else None
+        # Channels-last weights whose gradients come back in the other layout cost DDP a
+        # copy and a warning per process; the result is the same.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
+        for name in self.optimizers:
+            module = dist.sync_batch_norm(self.modules[name], self.device)
+            self.modules[name] = module
+            # Buffers are the same everywhere by construction (global batch norm), so they
+            # are not broadcast before every forward pass.
+            self.wrapped[name] = DistributedDataParallel(
+                module, device_ids=ids, forward_sync_buffers=False
+            )
+        for ema in self.emas.values():
+            for t in ema.model.state_dict().values():
+                dist.broadcast_(t)
 
     def autocast(self):
         return autocast(self.device, self.amp)
@@ -151,9 +190,12 @@ class Players:
 
 class Recipe:
     """What the engine trains. Subclasses set ``players`` and return their ``phases()``;
-    ``state_dict``/``load_state_dict`` carry their own state (samplers, best scores)."""
+    ``state_dict``/``load_state_dict`` carry their own state (samplers, best scores).
+    ``distributed``: the recipe shards its batches and trains through
+    :meth:`Players.trainable`, so it may run on several processes."""
 
     kind = ""
+    distributed = False
     players: Players
     images_per_step: int | None = None  # for an images/s statistic
 
@@ -196,7 +238,7 @@ class Statistics:
         if not self.sums:
             return {}
         keys = list(self.sums)
-        values = torch.stack([self.sums[k] for k in keys]).tolist()
+        values = dist.mean_over_ranks(torch.stack([self.sums[k] for k in keys])).tolist()
         means = {k: v / self.counts[k] for k, v in zip(keys, values, strict=True)}
         self.sums, self.counts = {}, {}
         return means
@@ -207,6 +249,14 @@ class Statistics:
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
         self.sums = {k: v.to(device) for k, v in state.get("sums", {}).items()}
         self.counts = dict(state.get("counts", {}))
+
+
+class PeerFailure(GanforgeError):
+    """Another process of a distributed run went away; this one stopped too."""
+
+
+def first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0][:200]
 
 
 class Diverged(GanforgeError):
@@ -245,6 +295,8 @@ class Engine:
     ``checkpoint``: the file written every ``checkpoint_every`` steps, at the end and on
     Ctrl-C (None: never). ``header``: plain values stored in every checkpoint (the config).
     ``log``: where statistics go every ``log_every`` steps (also given to ``on_log``).
+    ``seed``: on several processes, each process's own random stream is seeded from it and
+    the process's rank.
     """
 
     def __init__(
@@ -261,7 +313,10 @@ class Engine:
         header: dict[str, Any] | None = None,
         progress: bool = True,
         desc: str = "train",
+        seed: int = 0,
     ) -> None:
+        if dist.world_size() > 1 and not recipe.distributed:
+            raise GanforgeError(f"{recipe.kind} training runs on one process only")
         self.recipe, self.players = recipe, recipe.players
         self.device = self.players.device
         self.total_steps = total_steps
@@ -270,7 +325,10 @@ class Engine:
         self.log_every, self.log, self.on_log = log_every, log, on_log
         self.callbacks = list(callbacks)
         self.header = header or {}
-        self.progress, self.desc = progress, desc
+        self.progress, self.desc = progress and is_writer(), desc
+        self.seed = seed
+        # Set when a checkpoint of another process count is continued: what the user is told.
+        self.continued_from: int | None = None
         self.phases = recipe.phases()
         self.stats = Statistics()
         self.step = 0
@@ -285,11 +343,14 @@ class Engine:
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's contents (on several processes, every process must call it: it
+        gathers each one's random state)."""
         window = {
             "window_steps": self.window_steps,
             "window_seconds": self.seconds - self.window_start,
         }
-        return {
+        ranks = dist.gather_objects(rng_state(self.device))
+        state = {
             "kind": self.recipe.kind,
             **self.header,
             "step": self.step,
@@ -298,7 +359,11 @@ class Engine:
             "recipe": self.recipe.state_dict(),
             "rng": rng_state(self.device),
             "stats": {**self.stats.state_dict(), **window},
+            "world_size": len(ranks),
         }
+        if len(ranks) > 1:
+            state["rng_ranks"] = ranks  # each process's own stream, by rank
+        return state
 
     def load_state_dict(self, state: dict[str, Any], network: str = "") -> None:
         """Continue from a checkpoint: everything the next step depends on is restored."""
@@ -308,8 +373,16 @@ class Engine:
             )
         self.players.load_state_dict(state, network)
         self.recipe.load_state_dict(state["recipe"])
-        set_rng_state(state["rng"], self.device)
         self.step = self.saved_step = int(state["step"])
+        saved_world, world = int(state.get("world_size", 1)), dist.world_size()
+        if saved_world == world:
+            own = state["rng_ranks"][dist.rank()] if world > 1 else state["rng"]
+            set_rng_state(own, self.device)
+        else:
+            # The global batch, data order and shared noise carry over; each process's own
+            # stream cannot, so it starts afresh from the seed, the rank and the step.
+            torch.manual_seed(dist.rank_seed(self.seed + self.step, dist.rank()))
+            self.continued_from = saved_world
         self.seconds = float(state.get("seconds", 0.0))
         stats = state.get("stats", {})
         self.stats.load_state_dict(stats, self.device)
@@ -320,10 +393,18 @@ class Engine:
         """Checkpoint to ``path`` (default: the engine's checkpoint file); weights that the
         statistics show diverged are never written."""
         path = path or self.checkpoint
-        if path is None or not is_writer():
+        if path is None:
             return
         self._check_finite(weights=True)
-        save_checkpoint(path, self.state_dict())
+        if not dist.same_weights([*self.players.modules.values()]):
+            raise GanforgeError(
+                f"the processes' weights differ at step {self.step}: the {self.recipe.kind} "
+                "recipe trains a player outside its DDP wrapper (a bug); nothing was saved"
+            )
+        state = self.state_dict()  # every process takes part (random states are gathered)
+        if not is_writer():
+            return
+        save_checkpoint(path, state)
         self.saved_other |= path != self.checkpoint
         if path == self.checkpoint:
             self.saved_step = self.step
@@ -331,7 +412,8 @@ class Engine:
     def _check_finite(self, weights: bool = False) -> None:
         """Statistics (and, before a checkpoint, every weight and buffer, averages included)
         must be finite; otherwise stop, saying what the checkpoint file holds."""
-        if not (self.stats.finite() and (not weights or self.players.finite())):
+        finite = self.stats.finite() and (not weights or self.players.finite())
+        if dist.any_rank(not finite):
             raise self._diverged()
 
     def _diverged(self) -> Diverged:
@@ -351,7 +433,10 @@ class Engine:
         its checkpoint still the one this engine started from (another process may have
         moved the run on between the first look and the lock), marked with its manifest and
         resolved config. A new folder that ends in divergence without any checkpoint is
-        removed."""
+        removed. On several processes rank 0 alone touches the folder."""
+        if not is_writer():
+            yield
+            return
         created = not folder.exists()
         with RunLock(folder):
             last = self.checkpoint
@@ -404,16 +489,21 @@ class Engine:
     def run(self) -> EngineResult:
         """Train to ``total_steps``; Ctrl-C or SIGTERM finish the step, checkpoint and stop
         (a second Ctrl-C stops at once)."""
-        stop = {"asked": False}
+        stop = {"asked": False, "signals": 0}
 
         def on_signal(signum, frame):
-            if stop["asked"]:
+            stop["signals"] += 1
+            if stop["signals"] > 1:
                 raise KeyboardInterrupt
             stop["asked"] = True
 
         main = threading.current_thread() is threading.main_thread()
         signals = (signal.SIGINT, signal.SIGTERM) if main else ()
         previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+        if dist.world_size() > 1:
+            self.players.distribute()
+            if self.saved_step is None and self.step == 0:  # a new run: own streams
+                torch.manual_seed(dist.rank_seed(self.seed, dist.rank()))
         start_step, start_seconds, stats = self.step, self.seconds, {}
         self._mark = time.perf_counter()
         bar = tqdm(
@@ -437,8 +527,13 @@ class Engine:
                 self.save()
             self._mark = time.perf_counter()
 
+        def stopping() -> bool:
+            """Ctrl-C or SIGTERM on any process stops every one after the same step."""
+            stop["asked"] = dist.any_rank(stop["asked"])
+            return stop["asked"]
+
         try:
-            while self.step < self.total_steps and not stop["asked"]:
+            while self.step < self.total_steps and not stopping():
                 self.train_step()
                 bar.update(1)
                 step = self.step
@@ -456,6 +551,12 @@ class Engine:
             at_end = [cb for cb in self.callbacks if cb.at_end and self.step % cb.every] * finished
             if at_end or not last_saved or stop["asked"]:
                 aside(at_end, True)
+        except Exception as err:
+            if dist.world_size() > 1 and dist.is_peer_failure(err):
+                raise PeerFailure(
+                    f"another process of this run stopped at step {self.step} ({first_line(err)})"
+                ) from err
+            raise
         finally:
             bar.close()
             for sig, handler in previous.items():

@@ -5,6 +5,9 @@ Read as a game (pytorch/examples' dcgan is the bar for clarity): the discriminat
 draws a real batch and a generated one and descends on the loss; the generator's phase
 reuses the last generated batch (its graph kept) and descends through the frozen critic.
 Networks, loss, penalties and augmentation are all chosen by name in the config.
+
+On several processes each one plays its share of the global batch (its rows of the data
+permutation and of the noise), so the game is the one a single process plays.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ganforge.errors import GanforgeError
 from ganforge.losses import REGULARIZERS, DiffAugment, Regularizer, Terms, build_loss
 from ganforge.nets import NETWORKS, DataSpec, build_networks, check_training_memory
 from ganforge.nets.spectral import apply_spectral_norm
+from ganforge.train import dist
 from ganforge.train.device import channels_last
 from ganforge.train.engine import Phase, Players, Recipe
 from ganforge.train.optim import build_optimizer
@@ -44,6 +48,7 @@ class GANRecipe(Recipe):
     ``discriminator``; phases "D main", "G main" and one per lazy penalty."""
 
     kind = "gan"
+    distributed = True
 
     def __init__(
         self,
@@ -61,7 +66,9 @@ class GANRecipe(Recipe):
         self.spec: DataSpec = data.spec
         self.class_names = list(data.class_names)
         try:
-            self.sampler = EpochSampler(len(data), t.batch_size, t.seed, device)
+            self.sampler = EpochSampler(
+                len(data), t.batch_size, t.seed, device, dist.rank(), dist.world_size()
+            )
         except ValueError as err:
             raise GanforgeError(str(err)) from None
         check_training_memory(m.network, self.spec, m.z_dim, m.width, t.batch_size, len(data))
@@ -102,7 +109,8 @@ class GANRecipe(Recipe):
         self.loss = build_loss(cfg.loss.name)
         self.regularizers = build_regularizers(cfg)
         self.augment = DiffAugment(cfg.loss.augment)
-        self.images_per_step = t.batch_size * t.k
+        self.images_per_step = t.batch_size * t.k  # the global batch
+        self.latent = dist.SharedRandom(t.seed, device)
         self.best_fid = math.inf
         self._batch: tuple[Tensor, Tensor, Tensor | None] | None = None
 
@@ -116,6 +124,7 @@ class GANRecipe(Recipe):
             )
         if fresh:
             labels = cluster_images(data.images, self.clusters, seed=self.cfg.train.seed)
+            dist.broadcast_(labels)  # one clustering for every process
         else:
             labels = torch.zeros(len(data), dtype=torch.long)
         names = [f"cluster {i}" for i in range(self.clusters)]
@@ -135,11 +144,18 @@ class GANRecipe(Recipe):
         return self.players.emas["generator"].model
 
     def critic(self, x: Tensor, labels: Tensor | None) -> Tensor:
-        """The discriminator as every loss and penalty sees it (augmented when asked)."""
+        """The discriminator as every loss and penalty sees it (augmented when asked), when
+        only the generator learns from it."""
         return self.d(self.augment(x) if self.augment else x, labels)
 
+    def trained_critic(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        """The same, in the phases that train the discriminator."""
+        d = self.players.trainable("discriminator")
+        return d(self.augment(x) if self.augment else x, labels)
+
     def noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.cfg.model.z_dim, device=self.players.device)
+        """This process's ``n`` rows of the global batch's noise."""
+        return self.latent.randn(n, self.cfg.model.z_dim)
 
     # -- the phases -------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -151,20 +167,21 @@ class GANRecipe(Recipe):
         ]
 
     def d_main(self, step: int) -> dict[str, Tensor]:
-        k, bs, p = self.cfg.train.k, self.cfg.train.batch_size, self.players
+        k, bs, p = self.cfg.train.k, self.sampler.share, self.players
+        g = p.trainable("generator")
         self.d.requires_grad_(True)
         for i in range(k):
             real, labels = self.data.batch(self.sampler.next())
             labels = labels if self.conditional else None
             with p.autocast(), torch.set_grad_enabled(i == k - 1):
                 # The last generated batch keeps its graph for the generator's phase.
-                fake = self.g(self.noise(bs), labels)
+                fake = g(self.noise(bs), labels)
             with p.autocast():
-                terms = self.loss.discriminator(self.critic, real, fake.detach(), labels)
+                terms = self.loss.discriminator(self.trained_critic, real, fake.detach(), labels)
             loss, stats = terms.loss, terms.stats
             for reg in self.regularizers:
                 if reg.every == 1:  # outside autocast, in float32: they differentiate twice
-                    extra = reg(self.critic, real, fake, labels)
+                    extra = reg(self.trained_critic, real, fake, labels)
                     loss, stats = loss + extra.loss, {**stats, **extra.stats}
             p.step("discriminator", loss)
         self._batch = (real, fake, labels)
@@ -183,7 +200,7 @@ class GANRecipe(Recipe):
     def d_penalty(self, reg: Regularizer, step: int) -> dict[str, Tensor]:
         assert self._batch is not None
         self.d.requires_grad_(True)
-        terms = reg(self.critic, *self._batch)
+        terms = reg(self.trained_critic, *self._batch)
         self.players.step("discriminator", terms.loss)
         return terms.stats
 
@@ -194,6 +211,7 @@ class GANRecipe(Recipe):
             "best_fid": self.best_fid,
             "data_spec": vars(self.spec).copy(),
             "class_names": self.class_names,
+            "latent": self.latent.state_dict(),
         }
         if self.clusters:
             state["clusters"] = self.data.labels.to("cpu", torch.int16)
@@ -212,6 +230,8 @@ class GANRecipe(Recipe):
                 raise GanforgeError("the checkpoint's clusters do not match this dataset")
             self.data.labels = clusters.to(self.data.images.device, torch.long)
         self.sampler.load_state_dict(state["sampler"])
+        if "latent" in state:  # older checkpoints drew noise from the global stream
+            self.latent.load_state_dict(state["latent"])
         self.best_fid = float(state.get("best_fid", math.inf))
 
     def postfix(self, stats: dict[str, float]) -> dict[str, str]:

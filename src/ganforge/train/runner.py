@@ -4,6 +4,9 @@ The folder gets ``manifest.json`` (kind ``gan``), ``config.yaml`` (resolved),
 ``checkpoints/last.pt`` (and ``best.pt`` with ``--eval-every``), ``samples/`` and
 ``samples.png`` (the averaged generator at fixed noise), ``metrics.jsonl``, ``tb/`` and
 ``losses.png``. Entry points: :func:`train` (a new run) and :func:`resume` (continue one).
+
+Under torchrun both join the process group first; every process then trains its share and
+rank 0 alone writes the folder, which holds exactly the files of a single-process run.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ganforge.errors import GanforgeError
 from ganforge.io.rundir import check_out_folder, require_kind
 from ganforge.nets import draw_labels, generate
 from ganforge.resources import require_image_memory
+from ganforge.train import dist
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import amp_dtype, pick_device
 from ganforge.train.engine import Callback, Engine
@@ -72,6 +76,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         t = cfg.train
         self.device = pick_device(t.device)
+        dist.setup(self.device)
+        progress = progress and dist.is_writer()
         torch.manual_seed(t.seed)
         if data is None:
             d = cfg.data
@@ -95,7 +101,7 @@ class Trainer:
         self.z_fixed, self.y_fixed = fixed_noise(
             t.num_samples, cfg.model.z_dim, self.recipe.g.num_classes, t.seed
         )
-        self.real = self._eval_data() if t.eval_every else None
+        self.real = self._eval_data() if t.eval_every and dist.is_writer() else None
         callbacks = [Callback(t.sample_every, self._write_samples)]
         if t.eval_every:
             callbacks.append(Callback(t.eval_every, self._evaluate, at_end=False))
@@ -108,9 +114,17 @@ class Trainer:
             callbacks=callbacks,
             header={"config": cfg.to_dict()},
             progress=progress,
+            seed=t.seed,
         )
         if checkpoint is not None:
             self.engine.load_state_dict(checkpoint, cfg.model.network)
+            if self.engine.continued_from is not None and progress:
+                tqdm.write(
+                    f"continuing a run of {self.engine.continued_from} process(es) on "
+                    f"{dist.world_size()}: the global batch ({t.batch_size}), the data order "
+                    "and the noise carry over, each process's own random stream does not, so "
+                    "it is no longer bit for bit the uninterrupted run"
+                )
 
     # What benchmarks and tests reach for.
     @property
@@ -151,6 +165,8 @@ class Trainer:
         return self.recipe.ema(self.z_fixed.to(dev), y).float().cpu()
 
     def _write_samples(self, engine: Engine) -> None:
+        if not dist.is_writer():
+            return
         grid = grid_image(self.samples(), nrow=10)
         save_image(grid, self.run_dir / "samples" / f"step_{engine.step:06d}.png", upscale=2)
         save_image(grid, self.run_dir / "samples.png", upscale=2)
@@ -159,7 +175,16 @@ class Trainer:
 
     def _evaluate(self, engine: Engine) -> None:
         """FID, KID, precision/recall and coverage of the averaged generator at fixed noise
-        (its own RNG, so training randomness is untouched); a new best FID saves best.pt."""
+        (its own RNG, so training randomness is untouched); a new best FID saves best.pt.
+        On several processes rank 0 evaluates and the others wait."""
+        recipe = self.recipe
+        fid = dist.from_writer(self._measure(engine) if dist.is_writer() else None)
+        if fid < recipe.best_fid:
+            recipe.best_fid = fid
+            engine.save(self.run_dir / "checkpoints" / "best.pt")
+
+    def _measure(self, engine: Engine) -> float:
+        """Evaluate, log and show; the FID."""
         from ganforge.metrics.evaluate import evaluate_images
 
         t, recipe = self.cfg.train, self.recipe
@@ -181,21 +206,22 @@ class Trainer:
                 f"step {engine.step}: FID {metrics['eval/fid']:.2f}, "
                 f"{metrics['eval/classes_covered']:.0f} classes covered"
             )
-        if full["fid"] < recipe.best_fid:
-            recipe.best_fid = full["fid"]
-            engine.save(self.run_dir / "checkpoints" / "best.pt")
+        return float(full["fid"])
 
     def run(self) -> TrainResult:
         """Train until the configured length; Ctrl-C stops after the step with a checkpoint.
         The folder is locked against a second writer; a new run that diverges before its
         first checkpoint leaves no folder behind."""
+        writer = dist.is_writer()
         with self.engine.writing(self.run_dir, "gan", self.cfg):
-            self.engine.log = MetricsLog(self.run_dir, self.engine.step)
+            self.engine.log = MetricsLog(self.run_dir, self.engine.step) if writer else None
             try:
                 result = self.engine.run()
             finally:
-                self.engine.log.close()
-            plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
+                if self.engine.log is not None:
+                    self.engine.log.close()
+            if writer:
+                plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
         images = result.steps_done * self.recipe.images_per_step
         return TrainResult(
             self.run_dir,
@@ -223,13 +249,15 @@ def train(
     Everything is validated (names, data, sizes) before the folder is created, so bad input
     leaves nothing behind.
     """
-    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    dist.setup(pick_device(cfg.train.device))
+    run_dir = dist.from_writer(Path(run_dir) if run_dir else default_run_dir(cfg))
     check_out_folder(run_dir, "gan")
     if (run_dir / LAST).exists():
         raise GanforgeError(
             f"{run_dir} already holds a run; continue it with --resume {run_dir} "
             "or pick another --out"
         )
+    dist.barrier()  # every process has looked before rank 0 writes
     return Trainer(cfg, run_dir, data=data, progress=progress).run()
 
 
@@ -249,6 +277,7 @@ def resume(
         raise GanforgeError(f"--resume takes a run folder; {run_dir} is not one")
     require_kind(run_dir, "gan")
     state = load_checkpoint(run_dir, kind="gan")
+
     saved = merge(RunConfig(), state["config"]).to_dict()  # older configs lack newer keys
     given = (overrides or {}).get("data", {})
     if "root" not in given and saved["data"]["root"]:
@@ -277,4 +306,6 @@ def resume(
             "data location and logging cadence)"
         )
     cfg = merge(RunConfig.from_dict(saved), overrides or {})
+    dist.setup(pick_device(cfg.train.device))
+    dist.barrier()  # every process has read the checkpoint before rank 0 writes
     return Trainer(cfg, run_dir, data=data, checkpoint=state, progress=progress).run()
