@@ -209,3 +209,20 @@ def test_semisupervised_game_on_two_processes_is_the_one_process_game(tmp_path, 
     for ra, rb in zip(a["history"], b["history"], strict=True):
         assert ra["update"] == rb["update"]
         assert abs(ra["feature_matching"] - rb["feature_matching"]) < 1e-3
+
+
+def test_robust_training_on_two_processes_is_the_one_process_training(tmp_path, cli_env):
+    # Standard training draws nothing per process (attacks' random starts would).
+    args = ["robust-train", "--dataset", "digits", "--network", "mlp", "--method", "standard",
+            "--epochs", "2", "--batch-size", "32", "--held-out", "200", "--device", "cpu",
+            "--quiet"]  # fmt: skip
+    _run([*args, "--out", tmp_path / "one"], cli_env, tmp_path)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", "2", "-m", "ganforge", *args,
+                "--out", tmp_path / "two"]  # fmt: skip
+    proc = subprocess.run(torchrun, env=cli_env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("mlp trained with standard") == 1  # rank 0 alone reports
+    a, b = (torch.load(tmp_path / r / "model.pt", weights_only=True) for r in ("one", "two"))
+    assert _close(a["state_dict"], b["state_dict"]) < TOLERANCE
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")

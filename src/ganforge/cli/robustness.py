@@ -122,5 +122,8 @@ def run_robust_train(args: argparse.Namespace) -> int:
         download=not args.no_download,
         progress=not args.quiet,
     )
-    print(result.summary())
+    from ganforge.train import dist
+
+    if dist.is_writer():  # under torchrun, once
+        print(result.summary())
     return 0

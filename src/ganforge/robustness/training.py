@@ -48,6 +48,7 @@ from ganforge.robustness.models import (
     load_classifier,
     save_classifier,
 )
+from ganforge.train import dist
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import pick_device
 from ganforge.train.engine import Callback, Engine, Phase, Players, Recipe
@@ -136,21 +137,28 @@ def attack_step(config: RobustTrainConfig, eps: float) -> float:
 
 
 def adversarial_loss(
-    model: nn.Module, x: Tensor, y: Tensor, config: RobustTrainConfig, eps: float
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    config: RobustTrainConfig,
+    eps: float,
+    trained: nn.Module | None = None,
 ) -> Tensor:
     """The batch loss of ``config.method`` at radius ``eps``; ``x`` in [0, 1] (trusted: the
-    per-call input checks of the public attacks would cost a host sync per step)."""
-    method = config.method
+    per-call input checks of the public attacks would cost a host sync per step). The
+    attack runs ``model``; the loss that trains it runs ``trained`` (its DDP wrapper on
+    several processes; ``model`` itself by default)."""
+    method, trained = config.method, trained or model
     if method == "standard" or eps == 0:
-        return F.cross_entropy(model(x), y)
+        return F.cross_entropy(trained(x), y)
     alpha = attack_step(config, eps)
     if method == "goodfellow2014":
         adv = _fgsm(model, x, y, eps, UNIT_BOX, targeted=False)
-        clean = F.cross_entropy(model(x), y)
-        return config.mix * clean + (1 - config.mix) * F.cross_entropy(model(adv), y)
+        clean = F.cross_entropy(trained(x), y)
+        return config.mix * clean + (1 - config.mix) * F.cross_entropy(trained(adv), y)
     steps = 1 if method == "fast" else config.pgd_steps
     adv = _descend(model, x, y, eps, "linf", steps, alpha, True, UNIT_BOX, False, None)
-    return F.cross_entropy(model(adv), y)
+    return F.cross_entropy(trained(adv), y)
 
 
 @torch.no_grad()
@@ -187,9 +195,12 @@ CHECKPOINT_EVERY = 100  # steps (about 30 s of the default recipe on 2 CPU cores
 class RobustRecipe(Recipe):
     """Adversarial training as a recipe: one player, ``classifier``, and one phase, "C main",
     whose loss is taken on attacked inputs. After every epoch (a callback) PGD runs on the
-    held-out images; the best epoch is written to ``model.pt``."""
+    held-out images; the best epoch is written to ``model.pt``. On several processes each
+    attacks and learns from its share of the batch (random starts are its own); rank 0
+    measures the held-out images and writes."""
 
     kind = "robust"
+    distributed = True
 
     def __init__(
         self, config: RobustTrainConfig, model: nn.Module, fit: tuple[Tensor, Tensor],
@@ -202,7 +213,13 @@ class RobustRecipe(Recipe):
         opt = build_optimizer("adam", model.parameters(), device, lr=config.lr)
         self.players = Players(device)
         self.players.add("classifier", model, opt, "one-cycle")
-        self.batches = EpochSampler(len(self.x_fit), config.batch_size, config.seed, device)
+        try:
+            self.batches = EpochSampler(
+                len(self.x_fit), config.batch_size, config.seed, device,
+                dist.rank(), dist.world_size(),
+            )  # fmt: skip
+        except ValueError as err:
+            raise GanforgeError(str(err)) from None
         self.history: list[dict[str, Any]] = []
         self.best: tuple[float, int] = (-1.0, 0)
         self.epoch_loss = math.nan  # the engine's mean of the epoch's losses (on_log)
@@ -216,7 +233,10 @@ class RobustRecipe(Recipe):
         ramp = min(1.0, step / self.per_epoch / c.eps_warmup) if c.eps_warmup > 0 else 1.0
         i = self.batches.next()
         model = self.players["classifier"].train()
-        loss = adversarial_loss(model, to_unit(self.x_fit[i]), self.y_fit[i], c, c.eps * ramp)
+        trained = self.players.trainable("classifier")
+        loss = adversarial_loss(
+            model, to_unit(self.x_fit[i]), self.y_fit[i], c, c.eps * ramp, trained
+        )
         self.players.step("classifier", loss)
         return {"loss": loss.detach()}
 
@@ -225,8 +245,23 @@ class RobustRecipe(Recipe):
         c, step = self.config, engine.step
         model = self.players["classifier"].eval()
         epoch = math.ceil(step / self.per_epoch)
+        row = dist.from_writer(self._measure(model, epoch, engine) if dist.is_writer() else None)
+        self.history.append(row)
+        if self.log is not None:
+            self.log.scalars(step, {k: v for k, v in row.items() if k != "epoch"})
+        score = row["held_out_robust"] if c.method != "standard" else row["held_out_clean"]
+        if score > self.best[0]:
+            self.best = (score, epoch)
+            if dist.is_writer():
+                train = dataclasses.asdict(c)
+                save_classifier(
+                    self.out / MODEL_FILE, model, {**self.info, "epoch": epoch, "train": train}
+                )
+
+    def _measure(self, model: nn.Module, epoch: int, engine: Engine) -> dict[str, Any]:
+        c = self.config
         clean = accuracy(model, self.x_held, self.y_held)
-        row = {
+        return {
             "epoch": epoch,
             "loss": self.epoch_loss,
             "held_out_clean": clean,
@@ -236,16 +271,6 @@ class RobustRecipe(Recipe):
             else clean,
             "train_seconds": round(engine.seconds, 1),
         }
-        self.history.append(row)
-        if self.log is not None:
-            self.log.scalars(step, {k: v for k, v in row.items() if k != "epoch"})
-        score = row["held_out_robust"] if c.method != "standard" else row["held_out_clean"]
-        if score > self.best[0]:
-            self.best = (score, epoch)
-            train = dataclasses.asdict(c)
-            save_classifier(
-                self.out / MODEL_FILE, model, {**self.info, "epoch": epoch, "train": train}
-            )
 
     def postfix(self, stats: dict[str, float]) -> dict[str, str]:
         shown = {"loss": f"{stats.get('loss', math.nan):.3f}"}
@@ -312,6 +337,8 @@ def robust_train(
             f"batches of {config.batch_size}"
         )
     dev = pick_device(device)
+    dist.setup(dev)  # under torchrun: each process trains its share of every batch
+    dist.barrier()  # every process has looked at the folder before rank 0 writes
     torch.manual_seed(config.seed)
     # A fixed held-out slice (by seed) watches for catastrophic overfitting.
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))
@@ -338,17 +365,19 @@ def robust_train(
         header={"config": dataclasses.asdict(config)},
         progress=progress,
         desc=f"{config.method} training",
+        seed=config.seed,
     )
     if state is not None:
         engine.load_state_dict(state, config.network)
     with engine.writing(out, "robust", config):
         if (out / "summary.json").exists():
             raise GanforgeError(f"{out} was finished by another process meanwhile")
-        recipe.log = MetricsLog(out, engine.step)
+        recipe.log = MetricsLog(out, engine.step) if dist.is_writer() else None
         try:
             result = engine.run()
         finally:
-            recipe.log.close()
+            if recipe.log is not None:
+                recipe.log.close()
         if result.interrupted:
             raise Interrupted(
                 f"interrupted at step {result.steps} of {total}; checkpoint saved. The same "
@@ -358,10 +387,14 @@ def robust_train(
 
 
 def _finish(out, config, recipe, engine, test, dev) -> RobustTrainResult:
-    """The kept epoch's test accuracy, and summary.json (which marks the run finished)."""
-    kept, _ = load_classifier(out / MODEL_FILE)
-    kept = kept.to(dev)
-    test_clean = accuracy(kept, to_unit(test.images.to(dev)), test.labels.to(dev))
+    """The kept epoch's test accuracy, and summary.json (which marks the run finished), by
+    rank 0."""
+    test_clean = None
+    if dist.is_writer():
+        kept, _ = load_classifier(out / MODEL_FILE)
+        kept = kept.to(dev)
+        test_clean = accuracy(kept, to_unit(test.images.to(dev)), test.labels.to(dev))
+    test_clean = dist.from_writer(test_clean)
     best_epoch = recipe.best[1]
     kept_row = recipe.history[best_epoch - 1]
     history = recipe.history
@@ -379,5 +412,6 @@ def _finish(out, config, recipe, engine, test, dev) -> RobustTrainResult:
         "device": str(dev),
         "history": history,
     }
-    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
+    if dist.is_writer():
+        atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     return result_

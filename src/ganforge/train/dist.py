@@ -238,9 +238,9 @@ class _SumOverRanks(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
+        # Itself a sum over processes, so that gradient penalties (create_graph=True) can
+        # differentiate through it again.
+        return _SumOverRanks.apply(grad)
 
 
 def batch_mean(x: Tensor) -> Tensor:
