@@ -143,6 +143,18 @@ def _run(
 
 
 @pytest.fixture(scope="session")
+def cli_ok():
+    """``cli_ok(args, env, cwd)`` runs ``python -m ganforge args`` and requires exit 0."""
+
+    def run(args: Sequence[str | Path], env: dict[str, str], cwd: Path, timeout: float = 300):
+        proc = _run(args, env, cwd, timeout)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def cli_many(cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     """``cli_many({key: args})`` runs several commands concurrently (each start-up imports
     torch for seconds of CPU; two at a time keeps both cores busy)."""

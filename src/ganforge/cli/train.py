@@ -126,10 +126,11 @@ def _train(args: argparse.Namespace) -> int:
     where = result.run_dir
     if not dist.is_writer():
         return 130 if result.interrupted else 0
+    world = dist.world_size()
     if result.interrupted:
         print(
             f"interrupted at step {result.steps}; checkpoint saved. Continue with: "
-            f"ganforge train --resume {where}",
+            f"ganforge train --resume {where}" + (f" --nproc {world}" if world > 1 else ""),
             file=sys.stderr,
         )
         return 130
