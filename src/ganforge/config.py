@@ -167,7 +167,9 @@ class TrainConfig:
         None, "train this many passes over the data instead of --steps", resumable=True
     )
     batch_size: int | None = option(None, "images per batch", metavar="B", default_text=NET)
-    k: int = option(1, "discriminator steps per generator step")
+    k: int | None = option(
+        None, "discriminator steps per generator step", default_text="the network's, else 1"
+    )
     seed: int = option(0, "random seed")
     ema_decay: float | None = option(
         None, "generator weight average", metavar="DECAY", default_text=NET
@@ -193,6 +195,30 @@ class TrainConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    enabled: bool = option(
+        False,
+        "train the discriminator with DP-SGD (per-image clipping, Gaussian noise, Poisson "
+        "sampling; Opacus) and stop at the privacy budget; the generator never sees data",
+        flag="--private",
+    )
+    epsilon: float = option(10.0, "the privacy budget's epsilon", metavar="EPS")
+    delta: float = option(1e-5, "the privacy budget's delta (below 1/n)", metavar="DELTA")
+    accountant: str = option(
+        "rdp", "privacy accountant (prv: tighter, slower to plan)", choices=("rdp", "prv")
+    )
+    clip: float = option(1.0, "per-image gradient clipping norm C", metavar="C")
+    adaptive: float | None = option(
+        None,
+        "raise the discriminator steps per generator step (--k up the ladder 1, 2, 5, 10, "
+        "20, 50, 100 ...) when the discriminator's moving accuracy on generated images "
+        "falls to ACC (Bie et al. use 0.6 at epsilon 10)",
+        metavar="ACC",
+        default_text="fixed --k",
+    )
+
+
+@dataclass
 class RunConfig:
     """The GAN recipe's configuration: its sections are the sections of config.yaml."""
 
@@ -201,6 +227,7 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -327,7 +354,7 @@ RECIPE_FALLBACK: dict[str, dict[str, Any]] = {
     "model": {"clusters": 0},
     "loss": {"name": "nonsaturating", "r1": 0.0, "r1_every": 1, "r2": 0.0, "r2_every": 1},
     "optim": {"schedule": "constant"},
-    "train": {"steps": 1600, "batch_size": 64, "ema_decay": 0.999},
+    "train": {"steps": 1600, "batch_size": 64, "ema_decay": 0.999, "k": 1},
 }
 
 
@@ -411,7 +438,42 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise GanforgeError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     if t.amp not in ("auto", "off", "bf16", "fp16"):
         raise GanforgeError(f"train.amp must be auto, off, bf16 or fp16, got {t.amp!r}")
+    p = cfg.privacy  # checked with or without --private: a bad value is a mistake either way
+    if not (math.isfinite(p.epsilon) and p.epsilon > 0):
+        raise GanforgeError(f"--epsilon must be a positive number, got {p.epsilon:g}")
+    if not 0 < p.delta < 1:  # below 1/n: checked when the data's size is known
+        raise GanforgeError(f"--delta must be in (0, 1), got {p.delta:g}")
+    _positive("privacy.clip", p.clip)
+    if p.adaptive is not None and not 0 < p.adaptive < 1:
+        raise GanforgeError(f"--adaptive must be an accuracy in (0, 1), got {p.adaptive:g}")
+    if p.enabled:
+        _check_private(cfg, family)
     return dataclasses.replace(cfg, data=data, model=model, loss=loss, optim=optim)
+
+
+def _check_private(cfg: RunConfig, family: Any) -> None:
+    """What DP-SGD on the discriminator can train: a class-conditional generator (the
+    synthetic data is labelled), a loss that is a sum over images, no gradient penalties."""
+    from ganforge.losses import LOSSES
+
+    net = cfg.model.network
+    if not family.conditional:
+        raise GanforgeError(
+            f"--private trains a class-conditional generator (labelled synthetic data); "
+            f"{net!r} is not one: pass --network dcgan-cond-dp"
+        )
+    if not LOSSES.get(cfg.loss.name).separable:
+        raise GanforgeError(
+            f"--private needs a loss that is a sum over images; {cfg.loss.name!r} pairs them "
+            "(use nonsaturating, hinge, wasserstein or least-squares)"
+        )
+    on = [r for r in ("r1", "r2", "gp") if getattr(cfg.loss, r) > 0]
+    if on:
+        raise GanforgeError(
+            f"--private cannot train with gradient penalties ({', '.join(on)}): DP-SGD's "
+            "per-image gradients are not differentiated twice; set them to 0"
+        )
+
 
 
 def save_yaml(cfg: Any, path: Path) -> None:

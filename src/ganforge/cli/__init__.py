@@ -7,11 +7,31 @@ import argparse
 import os
 import sys
 
-from ganforge.cli import evaluate, reproduce, robustness, sample, semisupervised, train
+from ganforge.cli import (
+    audit,
+    evaluate,
+    reproduce,
+    robustness,
+    sample,
+    semisupervised,
+    synthesize,
+    train,
+    utility,
+)
 from ganforge.cli.flags import Parser, formatter
 from ganforge.errors import GanforgeError, Interrupted
 
-MODULES = (train, sample, evaluate, reproduce, semisupervised, robustness)
+MODULES = (
+    train,
+    sample,
+    evaluate,
+    reproduce,
+    semisupervised,
+    robustness,
+    synthesize,
+    utility,
+    audit,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

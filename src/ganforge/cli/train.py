@@ -24,7 +24,8 @@ EXAMPLES = """examples:
       -m ganforge train --out runs/big                # several machines
 """
 TITLES = {"data": "data", "model": "model", "loss": "loss and penalties",
-          "optim": "optimisation", "train": "running"}  # fmt: skip
+          "optim": "optimisation", "train": "running",
+          "privacy": "differential privacy (--private)"}  # fmt: skip
 
 
 def add(sub: argparse._SubParsersAction) -> None:

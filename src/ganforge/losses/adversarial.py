@@ -39,9 +39,17 @@ class AdversarialLoss:
     probabilistic = False
     # The generator's value needs the critic's real logits too (relativistic pairings).
     generator_sees_real = False
+    # The discriminator's loss is a sum of one term per image (``d_rows``).
+    separable = True
+
+    def d_rows(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+        """The discriminator's loss of each real and each generated row, for losses that are
+        a sum over rows (differentially private training clips every row's gradient)."""
+        raise NotImplementedError(f"{type(self).__name__} pairs rows; it has no per-row loss")
 
     def d_value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        raise NotImplementedError
+        real_rows, fake_rows = self.d_rows(real_logits, fake_logits)
+        return real_rows.mean() + fake_rows.mean()
 
     def g_value(self, real_logits: Tensor | None, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
@@ -72,9 +80,9 @@ class AdversarialLoss:
 LOSSES: Registry[type[AdversarialLoss]] = Registry("loss")
 
 
-def _d_logistic(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def _d_logistic(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
     # -[log D(x) + log(1 - D(G(z)))], D = sigmoid(logit); softplus keeps it stable.
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    return F.softplus(-real_logits), F.softplus(fake_logits)
 
 
 @LOSSES.register("minimax")
@@ -83,7 +91,7 @@ class MinimaxLoss(AdversarialLoss):
 
     probabilistic = True
 
-    def d_value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    def d_rows(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
         return _d_logistic(real_logits, fake_logits)
 
     def g_value(self, real_logits: Tensor | None, fake_logits: Tensor) -> Tensor:
@@ -96,7 +104,7 @@ class NonSaturatingLoss(AdversarialLoss):
 
     probabilistic = True
 
-    def d_value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    def d_rows(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
         return _d_logistic(real_logits, fake_logits)
 
     def g_value(self, real_logits: Tensor | None, fake_logits: Tensor) -> Tensor:
@@ -108,8 +116,8 @@ class HingeLoss(AdversarialLoss):
     """Hinge loss (Lim & Ye, 2017; Miyato et al., 2018): D pushes real logits above 1 and fake
     below -1; G raises the fake logits."""
 
-    def d_value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    def d_rows(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+        return F.relu(1 - real_logits), F.relu(1 + fake_logits)
 
     def g_value(self, real_logits: Tensor | None, fake_logits: Tensor) -> Tensor:
         return -fake_logits.mean()
@@ -120,8 +128,8 @@ class WassersteinLoss(AdversarialLoss):
     """WGAN (Arjovsky et al., 2017): the critic estimates E[D(x)] - E[D(G(z))]; pair it with a
     Lipschitz constraint (``gp``, spectral normalization)."""
 
-    def d_value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return fake_logits.mean() - real_logits.mean()
+    def d_rows(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+        return -real_logits, fake_logits
 
     def g_value(self, real_logits: Tensor | None, fake_logits: Tensor) -> Tensor:
         return -fake_logits.mean()
@@ -132,8 +140,8 @@ class LeastSquaresLoss(AdversarialLoss):
     """LSGAN (Mao et al., 2017) with targets 1 for real and 0 for fake: D minimises
     ((D(x) - 1)^2 + D(G(z))^2) / 2, G minimises (D(G(z)) - 1)^2 / 2."""
 
-    def d_value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return 0.5 * ((real_logits - 1).square().mean() + fake_logits.square().mean())
+    def d_rows(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+        return 0.5 * (real_logits - 1).square(), 0.5 * fake_logits.square()
 
     def g_value(self, real_logits: Tensor | None, fake_logits: Tensor) -> Tensor:
         return 0.5 * (fake_logits - 1).square().mean()
@@ -146,6 +154,7 @@ class RelativisticLoss(AdversarialLoss):
     softplus(D(G(z)) - D(x)) and G minimises softplus(D(x) - D(G(z)))."""
 
     generator_sees_real = True
+    separable = False
 
     def d_value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return F.softplus(fake_logits - real_logits).mean()

@@ -102,6 +102,23 @@ NETWORKS.register("dcgan-clusters")(
     )
 )
 
+# Differentially private training (Bie et al., 2023, "Private GANs, revisited"): only the
+# discriminator sees private data, trained with DP-SGD, which needs every image's gradient
+# on its own (no batch norm) and a loss that is a sum over images (no R1, no pairing).
+# Their MNIST setting: non-saturating loss, Adam 2e-4 with betas (0.5, 0.999), expected
+# batch 128 and many discriminator steps per generator step.
+NETWORKS.register("dcgan-cond-dp")(
+    NetworkFamily(
+        dcgan.build_private,
+        True,
+        64,
+        32,
+        {"optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "beta2": 0.999},
+        "class-conditional DCGAN for --private (no batch norm in D)",
+        recipe={"train": {"batch_size": 128, "k": 50, "steps": 2000, "ema_decay": 0.999}},
+    )
+)
+
 
 def build_networks(
     name: str,

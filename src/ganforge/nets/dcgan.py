@@ -89,19 +89,33 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Maps images (N, C, S, S) [and labels (N,)] to one logit per image, shape (N,)."""
+    """Maps images (N, C, S, S) [and labels (N,)] to one logit per image, shape (N,).
+    ``per_image=True`` leaves batch norm out, so that every image's logit depends on that
+    image alone, and in-place activations, which Opacus' gradient hooks refuse
+    (differentially private training needs per-image gradients)."""
 
-    def __init__(self, channels: int, image_size: int, width: int = 32, num_classes: int = 0):
+    def __init__(
+        self,
+        channels: int,
+        image_size: int,
+        width: int = 32,
+        num_classes: int = 0,
+        per_image: bool = False,
+    ):
         super().__init__()
         self.num_classes = num_classes
         base, n = layout(image_size)
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        inplace = not per_image
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, width, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace),
+        ]
         ch = width
         for _ in range(n - 1):
             layers += [
-                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch * 2),
-                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=per_image),
+                *([] if per_image else [nn.BatchNorm2d(ch * 2)]),
+                nn.LeakyReLU(0.2, inplace),
             ]
             ch *= 2
         layers.append(nn.Flatten())
@@ -118,4 +132,11 @@ class DCGANDiscriminator(nn.Module):
 def build(spec, z_dim: int, width: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
     g = DCGANGenerator(z_dim, spec.channels, spec.image_size, width, num_classes)
     d = DCGANDiscriminator(spec.channels, spec.image_size, width, num_classes)
+    return g, d
+
+
+def build_private(spec, z_dim: int, width: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
+    """The same generator; a discriminator without batch norm, for DP-SGD."""
+    g = DCGANGenerator(z_dim, spec.channels, spec.image_size, width, num_classes)
+    d = DCGANDiscriminator(spec.channels, spec.image_size, width, num_classes, per_image=True)
     return g, d

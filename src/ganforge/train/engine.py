@@ -212,6 +212,16 @@ class Recipe:
         """What the progress bar shows of a logging window's statistics."""
         return {k: f"{v:.3f}" for k, v in list(stats.items())[:4]}
 
+    def finished(self) -> bool:
+        """True when the recipe has nothing left to train before ``total_steps`` (a private
+        run whose privacy budget is spent)."""
+        return False
+
+    def window_stats(self) -> dict[str, float]:
+        """Values logged at the end of a logging window as they stand then, not averaged
+        over it (the privacy spent so far)."""
+        return {}
+
 
 class Statistics:
     """Sums each phase's statistics on the device; :meth:`read` is the one host sync of a
@@ -479,6 +489,7 @@ class Engine:
         steps, seconds = self.window_steps, self.seconds - self.window_start
         if self.recipe.images_per_step:
             stats["images_per_s"] = steps * self.recipe.images_per_step / max(seconds, 1e-9)
+        stats.update(self.recipe.window_stats())
         if self.log is not None and is_writer():
             self.log.scalars(self.step, stats)
         if self.on_log is not None:
@@ -533,11 +544,12 @@ class Engine:
             return stop["asked"]
 
         try:
-            while self.step < self.total_steps and not stopping():
+            while self.step < self.total_steps and not self.recipe.finished() and not stopping():
                 self.train_step()
                 bar.update(1)
                 step = self.step
-                if step % self.log_every == 0 or step == self.total_steps:
+                last = step == self.total_steps or self.recipe.finished()
+                if step % self.log_every == 0 or last:
                     stats = self._log()
                     bar.set_postfix(self.recipe.postfix(stats))
                 due = [cb for cb in self.callbacks if step % cb.every == 0]

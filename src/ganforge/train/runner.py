@@ -11,6 +11,7 @@ rank 0 alone writes the folder, which holds exactly the files of a single-proces
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from ganforge.config import RunConfig, merge, resolve, resumable_keys
 from ganforge.data import ImageSet, load_dataset
 from ganforge.errors import GanforgeError
+from ganforge.io.atomic import atomic_write_bytes
 from ganforge.io.rundir import check_out_folder, require_kind
 from ganforge.nets import draw_labels, generate
 from ganforge.resources import require_image_memory
@@ -92,8 +94,15 @@ class Trainer:
         self.total_steps = cfg.total_steps(len(data))
         if cfg.model.clusters and checkpoint is None and progress:
             tqdm.write(f"clustering {len(data):,} images into {cfg.model.clusters} (k-means)")
-        self.recipe = GANRecipe(cfg, data, self.device, amp_dtype(t.amp, self.device),
-                                fresh=checkpoint is None)  # fmt: skip
+        amp, fresh = amp_dtype(t.amp, self.device), checkpoint is None
+        if cfg.privacy.enabled:
+            from ganforge.privacy.recipe import PrivateGANRecipe
+
+            if progress and fresh:
+                tqdm.write(f"planning the noise for epsilon {cfg.privacy.epsilon:g}")
+            self.recipe = PrivateGANRecipe(cfg, data, self.device, amp, fresh, self.total_steps)
+        else:
+            self.recipe = GANRecipe(cfg, data, self.device, amp, fresh)
         shape = (self.recipe.spec.channels, self.recipe.spec.image_size, cfg.model.z_dim)
         require_image_memory(t.num_samples, *shape, f"sample grids of {t.num_samples:,} images")
         if t.eval_every:
@@ -105,6 +114,8 @@ class Trainer:
         callbacks = [Callback(t.sample_every, self._write_samples)]
         if t.eval_every:
             callbacks.append(Callback(t.eval_every, self._evaluate, at_end=False))
+        if cfg.privacy.enabled:
+            callbacks.append(Callback(t.checkpoint_every, self._write_privacy))
         self.engine = Engine(
             self.recipe,
             self.total_steps,
@@ -173,6 +184,11 @@ class Trainer:
         if engine.log is not None:
             engine.log.image("samples", grid.permute(2, 0, 1), engine.step)
 
+    def _write_privacy(self, engine: Engine | None = None) -> None:
+        """``privacy.json``: the budget, the mechanism's parameters and the epsilon spent."""
+        report = {"step": self.engine.step, **self.recipe.report()}
+        atomic_write_bytes(self.run_dir / "privacy.json", json.dumps(report, indent=2).encode())
+
     def _evaluate(self, engine: Engine) -> None:
         """FID, KID, precision/recall and coverage of the averaged generator at fixed noise
         (its own RNG, so training randomness is untouched); a new best FID saves best.pt.
@@ -215,11 +231,16 @@ class Trainer:
         writer = dist.is_writer()
         with self.engine.writing(self.run_dir, "gan", self.cfg):
             self.engine.log = MetricsLog(self.run_dir, self.engine.step) if writer else None
+            private = self.cfg.privacy.enabled
+            if private:
+                self._write_privacy()
             try:
                 result = self.engine.run()
             finally:
                 if self.engine.log is not None:
                     self.engine.log.close()
+                if private:
+                    self._write_privacy()
             if writer:
                 plot_losses(read_metrics(self.run_dir), self.run_dir / "losses.png")
         images = result.steps_done * self.recipe.images_per_step
