@@ -109,8 +109,7 @@ def main() -> None:
             row = {**measure(run, args.data_dir), "machine": machine}
             if args.curve:
                 row["curve"] = [
-                    measure(run, args.data_dir, ckpt)
-                    for ckpt in sorted(args.curve.glob("*.pt"))
+                    measure(run, args.data_dir, ckpt) for ckpt in sorted(args.curve.glob("*.pt"))
                 ]
             save(run.name, row)
             print(json.dumps(row, indent=2))

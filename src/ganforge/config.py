@@ -475,6 +475,5 @@ def _check_private(cfg: RunConfig, family: Any) -> None:
         )
 
 
-
 def save_yaml(cfg: Any, path: Path) -> None:
     atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
