@@ -160,8 +160,17 @@ def test_synthesize_writes_labelled_data_and_its_datasheet(private_run: Path, tm
     assert sheet["training_data"]["dataset"] == "digits" and sheet["command"]
     assert "differential privacy" in (tmp_path / "synth" / "datasheet.md").read_text()
     assert out.images.shape == (40, 1, 8, 8)
-    with pytest.raises(GanforgeError, match="exists"):
+    with pytest.raises(GanforgeError, match="--force"):
         synthesize(private_run, 40, tmp_path / "synth", progress=False)
+    again = synthesize(private_run, 20, tmp_path / "synth", force=True, progress=False)
+    assert len(again.labels) == 20
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(GanforgeError, match="other files"):
+        synthesize(private_run, 20, mine, force=True, progress=False)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "synth"]  # no temporaries
 
 
 def test_synthesized_mnist_reads_back_as_an_mnist_training_set(tmp_path: Path, make_config):

@@ -199,7 +199,8 @@ class PrivacyConfig:
     enabled: bool = option(
         False,
         "train the discriminator with DP-SGD (per-image clipping, Gaussian noise, Poisson "
-        "sampling; Opacus) and stop at the privacy budget; the generator never sees data",
+        "sampling; Opacus) and stop at the privacy budget, spent over --steps x --k "
+        "discriminator steps; the generator never sees data",
         flag="--private",
     )
     epsilon: float = option(10.0, "the privacy budget's epsilon", metavar="EPS")

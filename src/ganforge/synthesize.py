@@ -18,6 +18,8 @@ import shutil
 import struct
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,19 @@ def idx_bytes(array: np.ndarray) -> bytes:
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + array.tobytes()
+
+
+def check_out(out: Path, force: bool) -> None:
+    """A new or empty folder; with ``force`` also an earlier synthesize output, never a
+    folder of other files (they would be lost)."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not out.is_dir():
+        raise GanforgeError(f"{out} is a file; --out takes a folder")
+    if not (out / "datasheet.json").is_file():
+        raise GanforgeError(f"{out} holds other files; pick a new or empty folder for --out")
+    if not force:
+        raise GanforgeError(f"{out} holds synthetic data; pass --force to replace it")
 
 
 def privacy_of(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -92,8 +107,7 @@ def synthesize(
     out = Path(out)
     if n < 1:
         raise GanforgeError(f"-n must be at least 1, got {n}")
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not force:
-        raise GanforgeError(f"{out} exists; pass --force to replace it or pick another --out")
+    check_out(out, force)
     gen = load_generator(run, device)
     if not gen.num_classes or getattr(gen.generator, "label_shares", None) is not None:
         raise GanforgeError(
@@ -102,6 +116,11 @@ def synthesize(
         )
     spec = gen.spec
     require_image_memory(n, spec.channels, spec.image_size, gen.z_dim, f"{n:,} images")
+    with staging(out) as tmp:  # an unwritable place fails here, before any work
+        return _make(run, gen, n, out, tmp, seed, command, force, progress)
+
+
+def _make(run, gen, n, out, tmp, seed, command, force, progress) -> SyntheticSet:
     state = load_checkpoint(run, kind="gan")
     labels = torch.arange(n) % gen.num_classes
     labels = labels[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
@@ -111,7 +130,7 @@ def synthesize(
         chunks.append(to_uint8(generate(gen.generator, z[i : i + CHUNK], labels[i : i + CHUNK])))
     images = torch.cat(chunks)  # uint8 NHWC
     sheet = datasheet(run, state, gen, n, seed, labels, command)
-    _write_folder(out, images, labels, sheet, force)
+    _write_folder(tmp, out, images, labels, sheet, force)
     return SyntheticSet(out, images.permute(0, 3, 1, 2), labels, sheet)
 
 
@@ -181,28 +200,33 @@ def datasheet_markdown(sheet: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _write_folder(
-    out: Path, images: torch.Tensor, labels: torch.Tensor, sheet: dict, force: bool
-) -> None:
-    """Write everything into a temporary folder beside ``out``, then move it into place."""
+@contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out``, removed afterwards whatever happens."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        arr, lab = images.numpy(), labels.numpy()
-        buf = io.BytesIO()
-        np.savez_compressed(buf, images=arr, labels=lab)
-        (tmp / "synthetic.npz").write_bytes(buf.getvalue())
-        if arr.shape[1:] == (28, 28, 1):
-            for name, data in (("train-images-idx3-ubyte", arr[..., 0]),
-                               ("train-labels-idx1-ubyte", lab)):  # fmt: skip
-                (tmp / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(data), mtime=0))
-        (tmp / "datasheet.json").write_text(json.dumps(sheet, indent=2) + "\n")
-        (tmp / "datasheet.md").write_text(datasheet_markdown(sheet))
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it owner-only
-        if out.exists():
-            if not force and any(out.iterdir()):
-                raise GanforgeError(f"{out} appeared while writing; nothing was replaced")
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_folder(
+    tmp: Path, out: Path, images: torch.Tensor, labels: torch.Tensor, sheet: dict, force: bool
+) -> None:
+    """Write everything into a temporary folder beside ``out``, then move it into place."""
+    arr, lab = images.numpy(), labels.numpy()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=arr, labels=lab)
+    (tmp / "synthetic.npz").write_bytes(buf.getvalue())
+    if arr.shape[1:] == (28, 28, 1):
+        for name, data in (("train-images-idx3-ubyte", arr[..., 0]),
+                           ("train-labels-idx1-ubyte", lab)):  # fmt: skip
+            (tmp / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(data), mtime=0))
+    (tmp / "datasheet.json").write_text(json.dumps(sheet, indent=2) + "\n")
+    (tmp / "datasheet.md").write_text(datasheet_markdown(sheet))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it owner-only
+    if out.exists():
+        check_out(out, force)  # again: it may have appeared while writing
+        shutil.rmtree(out)
+    os.replace(tmp, out)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from ganforge.cli.flags import formatter
+from ganforge.cli.flags import add_force, formatter, refuse_existing
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -25,10 +26,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="which candidates (default: 0)")
     p.add_argument("--data-dir", metavar="DIR", help="the data (default: the run's)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    add_force(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        refuse_existing(Path(args.json), args.force)
     from ganforge.io.atomic import atomic_write_bytes
     from ganforge.privacy.audit import audit_run
 

@@ -20,6 +20,8 @@ EXAMPLES = """examples:
   ganforge train --config my.yaml --seed 3
   ganforge train --resume runs/demo --steps 3000     # continue to step 3000
   ganforge train --nproc 2 --out runs/two            # 2 processes, same run as on 1
+  ganforge train --private --epsilon 10 --network dcgan-cond-dp --steps 10000 --k 5 \
+      --adaptive 0.6 --out runs/private               # differentially private
   torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \
       -m ganforge train --out runs/big                # several machines
 """

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ganforge.cli.flags import add_run_options, formatter
+from ganforge.cli.flags import add_force, add_run_options, formatter, refuse_existing
 from ganforge.errors import GanforgeError
 
 # Published at epsilon = 10, delta = 1e-5 (DPDM, Dockhorn et al., Table 1; Bie et al., 2023).
@@ -34,6 +34,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=10, help="classifier epochs (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="classifier seed (default: 0)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    add_force(p)
     add_run_options(p, device=False)
     p.set_defaults(run=run)
 
@@ -61,6 +62,8 @@ def load_synthetic(source: str | Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        refuse_existing(Path(args.json), args.force)
     from ganforge.io.atomic import atomic_write_bytes
     from ganforge.metrics.downstream import utility
 

@@ -104,8 +104,10 @@ def audit_run(
     from ganforge.synthesize import privacy_of
     from ganforge.train.checkpoint import load_checkpoint, load_state
 
-    if n < 10 or samples < 1:
-        raise GanforgeError(f"the audit needs at least 10 candidates a side, got {n}")
+    if n < 10:
+        raise GanforgeError(f"the audit needs at least 10 candidates a side (-n), got {n}")
+    if samples < 1:
+        raise GanforgeError(f"--samples must be at least 1, got {samples}")
     if Path(run).is_dir():
         require_kind(run, "gan")
     state = load_checkpoint(run, kind="gan")

@@ -65,6 +65,7 @@ def first_words(err: BaseException) -> str:
 class PrivateGANRecipe(GANRecipe):
     """The GAN recipe with a differentially private discriminator step."""
 
+    title = "private GAN"
     distributed = False  # Opacus' per-image gradients, on one process
 
     def __init__(

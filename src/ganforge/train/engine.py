@@ -195,6 +195,7 @@ class Recipe:
     :meth:`Players.trainable`, so it may run on several processes."""
 
     kind = ""
+    title = ""  # what messages call it, when not its kind
     distributed = False
     players: Players
     images_per_step: int | None = None  # for an images/s statistic
@@ -326,7 +327,7 @@ class Engine:
         seed: int = 0,
     ) -> None:
         if dist.world_size() > 1 and not recipe.distributed:
-            raise GanforgeError(f"{recipe.kind} training runs on one process only")
+            raise GanforgeError(f"{recipe.title or recipe.kind} training runs on one process only")
         self.recipe, self.players = recipe, recipe.players
         self.device = self.players.device
         self.total_steps = total_steps
