@@ -69,6 +69,17 @@ def test_planned_noise_gives_back_the_target_epsilon(epsilon):
     assert epsilon_spent(sigma, q, 2 * steps, delta) > spent
 
 
+@pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha")
+def test_planned_noise_matches_opacus_own_planner():
+    from opacus.accountants.utils import get_noise_multiplier
+
+    q, steps, delta = 256 / 60_000, 2_000, 1e-5
+    theirs = get_noise_multiplier(
+        target_epsilon=3.0, target_delta=delta, sample_rate=q, steps=steps, accountant="rdp"
+    )
+    assert noise_multiplier(3.0, delta, q, steps) == pytest.approx(theirs, rel=0.01)
+
+
 # -- a private run ------------------------------------------------------------------------------
 
 
