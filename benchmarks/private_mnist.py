@@ -62,16 +62,20 @@ def save(key: str, value: dict) -> None:
     atomic_write_bytes(RESULTS, (json.dumps(results, indent=2) + "\n").encode())
 
 
-def measure(run: Path, data_dir: str, checkpoint: Path | None = None) -> dict:
+def measure(
+    run: Path, data_dir: str, checkpoint: Path | None = None, n: int = 60_000, epochs: int = 10
+) -> dict:
     source = checkpoint or run
     state = load_checkpoint(source, kind="gan")
     folder = Path("/tmp") / f"synth-{run.name}-{state['step']}"
-    made = synthesize(source, 60_000, folder, force=True, command="benchmarks/private_mnist.py")
+    made = synthesize(source, n, folder, force=True, command="benchmarks/private_mnist.py")
     start = time.perf_counter()
-    useful = utility(made.images, made.labels, data_dir)
+    useful = utility(made.images, made.labels, data_dir, epochs=epochs)
     useful.pop("downstream_curve")
     out = {
         "step": int(state["step"]),
+        "images": n,
+        "epochs": epochs,
         "training_minutes": float(state.get("seconds", 0)) / 60,
         "privacy": made.datasheet["privacy"],
         **useful,
@@ -96,6 +100,7 @@ def main() -> None:
     m = sub.add_parser("measure")
     m.add_argument("runs", nargs="+", type=Path)
     m.add_argument("--curve", type=Path, help="also every checkpoint file in this folder")
+    m.add_argument("--curve-only", action="store_true")
     sub.add_parser("overfit").add_argument("--out", default="runs/overfit")
     args = p.parse_args()
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
@@ -106,11 +111,17 @@ def main() -> None:
         print(f"trained {args.out} in {result.seconds / 60:.1f} min")
     elif args.what == "measure":
         for run in args.runs:
-            row = {**measure(run, args.data_dir), "machine": machine}
-            if args.curve:
+            row = {"machine": machine}
+            if not args.curve_only:
+                row.update(measure(run, args.data_dir))
+            if args.curve:  # a cheaper protocol per point: 10,000 images, 3 epochs
                 row["curve"] = [
-                    measure(run, args.data_dir, ckpt) for ckpt in sorted(args.curve.glob("*.pt"))
+                    measure(run, args.data_dir, ckpt, n=10_000, epochs=3)
+                    for ckpt in sorted(args.curve.glob("*.pt"))
                 ]
+                key = f"{run.name}-curve" if args.curve_only else run.name
+                save(key, row)
+                continue
             save(run.name, row)
             print(json.dumps(row, indent=2))
     else:
