@@ -258,6 +258,8 @@ def test_attack_result_against_closed_forms():
         (["--network", "dcgan"], ["class-conditional"]),
         (["--network", "dcgan-cond-dp", "--loss", "relativistic"], ["sum over images"]),
         (["--network", "dcgan-cond-dp", "--r1", "1"], ["penalties"]),
+        (["--network", "mlp2014-cond"], ["mean"]),
+        (["--network", "dcgan-cond-dp", "--spectral-norm"], ["spectral"]),
     ],
 )
 def test_bad_private_input_is_one_line_and_writes_nothing(

@@ -468,6 +468,14 @@ def _check_private(cfg: RunConfig, family: Any) -> None:
             f"--private needs a loss that is a sum over images; {cfg.loss.name!r} pairs them "
             "(use nonsaturating, hinge, wasserstein or least-squares)"
         )
+    if family.init_from_data is not None:
+        raise GanforgeError(
+            f"--private cannot train {net!r}: it starts its generator from the training "
+            "images' mean, which the privacy guarantee does not cover; use dcgan-cond-dp"
+        )
+    if cfg.model.spectral_norm:
+        raise GanforgeError("--private cannot train with --spectral-norm (Opacus has no "
+                            "per-image gradients through it)")  # fmt: skip
     on = [r for r in ("r1", "r2", "gp") if getattr(cfg.loss, r) > 0]
     if on:
         raise GanforgeError(
