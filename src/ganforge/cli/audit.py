@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from ganforge.cli.flags import add_force, formatter, refuse_existing
+from ganforge.cli.flags import add_json_out, check_json_out, formatter, write_json_out
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -25,15 +23,12 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=10_000, help="generated samples (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="which candidates (default: 0)")
     p.add_argument("--data-dir", metavar="DIR", help="the data (default: the run's)")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    add_force(p)
+    add_json_out(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json:
-        refuse_existing(Path(args.json), args.force)
-    from ganforge.io.atomic import atomic_write_bytes
+    check_json_out(args)
     from ganforge.privacy.audit import audit_run
 
     result = audit_run(args.source, args.n, args.samples, args.seed, args.data_dir)
@@ -48,6 +43,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:22} n/a (a cluster-conditioned critic)")
             continue
         print(f"  {name:22} AUC {r['auc']:.3f}   TPR at 1% FPR {100 * r['tpr_at_1pct_fpr']:.1f}%")
-    if args.json:
-        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+    write_json_out(args, result)
     return 0

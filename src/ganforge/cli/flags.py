@@ -117,3 +117,24 @@ def add_run_options(p: argparse.ArgumentParser, device: bool = True) -> None:
         p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     p.add_argument("--no-download", action="store_true", help="never download missing MNIST")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_json_out(p: argparse.ArgumentParser) -> None:
+    """``--json FILE`` (the command's figures) with ``--force`` to replace it."""
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    add_force(p)
+
+
+def check_json_out(args: argparse.Namespace) -> None:
+    """Refuse an existing ``--json`` file (without ``--force``) before any work."""
+    if args.json:
+        refuse_existing(Path(args.json), args.force)
+
+
+def write_json_out(args: argparse.Namespace, result: Any) -> None:
+    if args.json:
+        import json
+
+        from ganforge.io.atomic import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())

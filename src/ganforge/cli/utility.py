@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from ganforge.cli.flags import add_force, add_run_options, formatter, refuse_existing
+from ganforge.cli.flags import (
+    add_json_out,
+    add_run_options,
+    check_json_out,
+    formatter,
+    write_json_out,
+)
 from ganforge.errors import GanforgeError
 
 # Published at epsilon = 10, delta = 1e-5 (DPDM, Dockhorn et al., Table 1; Bie et al., 2023).
@@ -33,8 +38,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="SYNTH", help="a folder from ganforge synthesize, or its .npz")
     p.add_argument("--epochs", type=int, default=10, help="classifier epochs (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="classifier seed (default: 0)")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    add_force(p)
+    add_json_out(p)
     add_run_options(p, device=False)
     p.set_defaults(run=run)
 
@@ -62,9 +66,7 @@ def load_synthetic(source: str | Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json:
-        refuse_existing(Path(args.json), args.force)
-    from ganforge.io.atomic import atomic_write_bytes
+    check_json_out(args)
     from ganforge.metrics.downstream import utility
 
     images, labels = load_synthetic(args.source)
@@ -80,6 +82,5 @@ def run(args: argparse.Namespace) -> int:
         f"(reference net); {result['classes_covered']} classes covered, label agreement "
         f"{100 * result['label_agreement']:.1f}%"
     )
-    if args.json:
-        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+    write_json_out(args, result)
     return 0
