@@ -345,13 +345,18 @@ def launch(args: list[str], nproc: int) -> int:
         return 130  # every process was sent the signal, and has checkpointed and stopped
     except ChildFailedError as err:
         failures = err.failures
+        # The launcher stops the survivors of a failure with SIGTERM: a process that exited
+        # with an error of its own (and said why) is the cause, unless another was killed by
+        # a signal the launcher never sends (kill -9).
         killed = {r: f for r, f in failures.items() if f.exitcode < 0}
-        if killed:
-            r, f = min(killed.items(), key=lambda item: item[1].timestamp)
+        outside = {r: f for r, f in killed.items() if f.signal_name() != "SIGTERM"}
+        errors = [f.exitcode for f in failures.values() if f.exitcode > 0]
+        if outside or (killed and not errors):
+            r, f = min((outside or killed).items(), key=lambda item: item[1].timestamp)
             raise GanforgeError(
                 f"process {r} of {nproc} was killed by {f.signal_name()}; the others were stopped"
             ) from None
-        return max(f.exitcode for f in failures.values())
+        return max(errors)
     finally:
         for k, v in saved.items():
             if v is None:
