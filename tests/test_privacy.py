@@ -167,7 +167,7 @@ def test_synthesize_writes_labelled_data_and_its_datasheet(private_run: Path, tm
         assert f["images"].shape == (40, 8, 8, 1) and f["images"].dtype == np.uint8
         assert np.bincount(f["labels"]).tolist() == [4] * 10
     sheet = json.loads((tmp_path / "synth" / "datasheet.json").read_text())
-    assert sheet["privacy"]["epsilon"] <= 5.0 and sheet["privacy"]["delta"] == 1e-5
+    assert sheet["privacy"]["epsilon_spent"] <= 5.0 and sheet["privacy"]["delta"] == 1e-5
     assert sheet["training_data"]["dataset"] == "digits" and sheet["command"]
     assert "differential privacy" in (tmp_path / "synth" / "datasheet.md").read_text()
     assert out.images.shape == (40, 1, 8, 8)

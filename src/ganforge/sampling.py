@@ -39,6 +39,11 @@ class LoadedGenerator:
     def num_classes(self) -> int:
         return self.generator.num_classes
 
+    @property
+    def class_conditional(self) -> bool:
+        """Conditioned on the data's classes (not on k-means clusters of it)."""
+        return self.num_classes > 0 and getattr(self.generator, "label_shares", None) is None
+
     def labels(self, n: int, class_label: int | None, seed: int | None = None) -> Tensor | None:
         """Labels for ``n`` images: all ``class_label``; else cycling through the classes,
         or drawn by their share of the data for a cluster-conditioned generator."""
@@ -61,23 +66,38 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     """Load the EMA generator from a run folder or checkpoint file."""
     if Path(path).is_dir():
         require_kind(path, "gan")
-    state = load_checkpoint(path, kind="gan")
+    return generator_from_state(load_checkpoint(path, kind="gan"), path, device)
+
+
+def networks_from_state(state: dict, path: str | Path) -> tuple[nn.Module, nn.Module]:
+    """``(generator, discriminator)`` as a GAN checkpoint's config builds them (untrained);
+    ``path`` names the checkpoint in errors."""
     try:
         cfg, recipe = state["config"], state["recipe"]
         network = cfg["model"]["network"]
         spec = DataSpec(**recipe["data_spec"])
         z_dim, width = cfg["model"]["z_dim"], cfg["model"]["width"]
         clusters = cfg["model"].get("clusters") or 0  # absent before clusters existed
-        ema = state["ema"]["generator"]
     except (KeyError, TypeError, AttributeError) as err:
         raise GanforgeError(f"{path} holds an incomplete GAN checkpoint ({err})") from None
     if not isinstance(clusters, int) or isinstance(clusters, bool) or clusters < 0:
         raise GanforgeError(f"{path} holds an invalid cluster count {clusters!r}")
-    g, _ = build_networks(network, spec, z_dim, width, clusters)
+    return build_networks(network, spec, z_dim, width, clusters)
+
+
+def generator_from_state(state: dict, path: str | Path, device: str = "cpu") -> LoadedGenerator:
+    """The EMA generator of an already loaded GAN checkpoint."""
+    g, _ = networks_from_state(state, path)
+    network = state["config"]["model"]["network"]
+    try:
+        ema = state["ema"]["generator"]
+    except (KeyError, TypeError) as err:
+        raise GanforgeError(f"{path} holds an incomplete GAN checkpoint ({err})") from None
     load_state(g, ema, "EMA generator", network)
     dev = pick_device(device)
+    spec = DataSpec(**state["recipe"]["data_spec"])
     return LoadedGenerator(
-        g.to(dev).eval(), network, spec, recipe["class_names"], state["step"], dev
+        g.to(dev).eval(), network, spec, state["recipe"]["class_names"], state["step"], dev
     )
 
 

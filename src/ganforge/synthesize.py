@@ -31,9 +31,11 @@ from tqdm import tqdm
 from ganforge.data import to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.io.atomic import current_umask
+from ganforge.io.rundir import require_kind
 from ganforge.nets import generate
+from ganforge.privacy.recipe import checkpoint_privacy
 from ganforge.resources import require_image_memory
-from ganforge.sampling import load_generator, noise
+from ganforge.sampling import generator_from_state, noise
 from ganforge.train.checkpoint import load_checkpoint
 
 CHUNK = 5000
@@ -54,6 +56,25 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + array.tobytes()
 
 
+def load_synthetic(source: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 NCHW images and int64 labels from a synthesize folder or its npz."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "synthetic.npz"
+    if not path.is_file():
+        raise GanforgeError(f"{source} is not a folder from ganforge synthesize nor an .npz")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            images, labels = f["images"], f["labels"]
+    except (OSError, ValueError, KeyError) as err:
+        raise GanforgeError(f"{path} is not a synthetic-data npz ({err})") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or labels.shape != images.shape[:1]:
+        raise GanforgeError(f"{path} does not hold uint8 NHWC images with one label each")
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(
+        labels.astype(np.int64)
+    )
+
+
 def check_out(out: Path, force: bool) -> None:
     """A new or empty folder; with ``force`` also an earlier synthesize output, never a
     folder of other files (they would be lost)."""
@@ -65,31 +86,6 @@ def check_out(out: Path, force: bool) -> None:
         raise GanforgeError(f"{out} holds other files; pick a new or empty folder for --out")
     if not force:
         raise GanforgeError(f"{out} holds synthetic data; pass --force to replace it")
-
-
-def privacy_of(state: dict[str, Any]) -> dict[str, Any] | None:
-    """The guarantee a checkpoint was trained under (None: not private)."""
-    cfg = state["config"].get("privacy") or {}
-    saved = state["recipe"].get("privacy")
-    if not cfg.get("enabled") or not isinstance(saved, dict):
-        return None
-    from ganforge.privacy.accountant import epsilon_spent
-
-    rate = float(saved["sample_rate"])
-    spent = epsilon_spent(
-        saved["sigma"], rate, int(saved["d_steps"]), cfg["delta"], cfg["accountant"]
-    )
-    return {
-        "epsilon": spent,
-        "epsilon_target": cfg["epsilon"],
-        "delta": cfg["delta"],
-        "accountant": cfg["accountant"],
-        "noise_multiplier": saved["sigma"],
-        "clip": cfg["clip"],
-        "sample_rate": rate,
-        "discriminator_steps": int(saved["d_steps"]),
-        "mechanism": "DP-SGD on the discriminator (Opacus); the generator is post-processing",
-    }
 
 
 def synthesize(
@@ -108,8 +104,11 @@ def synthesize(
     if n < 1:
         raise GanforgeError(f"-n must be at least 1, got {n}")
     check_out(out, force)
-    gen = load_generator(run, device)
-    if not gen.num_classes or getattr(gen.generator, "label_shares", None) is not None:
+    if Path(run).is_dir():
+        require_kind(run, "gan")
+    state = load_checkpoint(run, kind="gan")
+    gen = generator_from_state(state, run, device)
+    if not gen.class_conditional:
         raise GanforgeError(
             f"{run} holds an unconditional generator ({gen.network!r}); labelled synthetic "
             "data needs a class-conditional one (dcgan-cond, dcgan-cond-dp, resnet-cond ...)"
@@ -117,11 +116,10 @@ def synthesize(
     spec = gen.spec
     require_image_memory(n, spec.channels, spec.image_size, gen.z_dim, f"{n:,} images")
     with staging(out) as tmp:  # an unwritable place fails here, before any work
-        return _make(run, gen, n, out, tmp, seed, command, force, progress)
+        return _make(run, state, gen, n, out, tmp, seed, command, force, progress)
 
 
-def _make(run, gen, n, out, tmp, seed, command, force, progress) -> SyntheticSet:
-    state = load_checkpoint(run, kind="gan")
+def _make(run, state, gen, n, out, tmp, seed, command, force, progress) -> SyntheticSet:
     labels = torch.arange(n) % gen.num_classes
     labels = labels[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
     z = noise(n, gen.z_dim, seed)
@@ -154,7 +152,7 @@ def datasheet(run, state, gen, n, seed, labels, command) -> dict[str, Any]:
             "limit": data.get("limit"),
             "records": (state["recipe"].get("privacy") or {}).get("records"),
         },
-        "privacy": privacy_of(state)
+        "privacy": checkpoint_privacy(state)
         or "none: the generator was trained without differential privacy; its samples may "
         "reveal training records",
         "samples": {
@@ -182,12 +180,12 @@ def datasheet_markdown(sheet: dict[str, Any]) -> str:
     ]
     if isinstance(p, dict):
         lines += [
-            f"({p['epsilon']:.3g}, {p['delta']:g})-differential privacy for every training "
+            f"({p['epsilon_spent']:.3g}, {p['delta']:g})-differential privacy for every training "
             f"record ({p['accountant']} accountant; target epsilon {p['epsilon_target']:g}).",
             "",
             f"- Mechanism: {p['mechanism']}",
             f"- Noise multiplier {p['noise_multiplier']:.4g}, clipping norm {p['clip']:g}, "
-            f"sampling rate {p['sample_rate']:.4g}, {p['discriminator_steps']:,} steps",
+            f"sampling rate {p['sample_rate']:.4g}, {p['discriminator_steps_done']:,} steps",
         ]
     else:
         lines.append(p)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = audit_run(args.source, args.n, args.samples, args.seed, args.data_dir)
     p = result["privacy"]
-    private = f"private (epsilon {p['epsilon']:.3g})" if p else "not private"
+    private = f"private (epsilon {p['epsilon_spent']:.3g})" if p else "not private"
     records = result["training_records"]
     print(f"{args.source}: step {result['step']}, {records:,} training records, {private}")
     for name, key in (("white-box (D logit)", "white_box_logan"),

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     )
     p = out.datasheet["privacy"]
     guarantee = (
-        f"epsilon {p['epsilon']:.3g}, delta {p['delta']:g}" if isinstance(p, dict) else "none"
+        f"epsilon {p['epsilon_spent']:.3g}, delta {p['delta']:g}" if isinstance(p, dict) else "none"
     )
     print(f"wrote {len(out.labels):,} labelled images to {out.folder} (privacy: {guarantee})")
     return 0

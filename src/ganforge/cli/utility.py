@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ganforge.cli.flags import (
     add_json_out,
@@ -12,7 +11,6 @@ from ganforge.cli.flags import (
     formatter,
     write_json_out,
 )
-from ganforge.errors import GanforgeError
 
 # Published at epsilon = 10, delta = 1e-5 (DPDM, Dockhorn et al., Table 1; Bie et al., 2023).
 PUBLISHED = (
@@ -43,31 +41,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def load_synthetic(source: str | Path):
-    """uint8 NCHW images and int64 labels from a synthesize folder or its npz."""
-    import numpy as np
-    import torch
-
-    path = Path(source)
-    if path.is_dir():
-        path = path / "synthetic.npz"
-    if not path.is_file():
-        raise GanforgeError(f"{source} is not a folder from ganforge synthesize nor an .npz")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            images, labels = f["images"], f["labels"]
-    except (OSError, ValueError, KeyError) as err:
-        raise GanforgeError(f"{path} is not a synthetic-data npz ({err})") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or labels.shape != images.shape[:1]:
-        raise GanforgeError(f"{path} does not hold uint8 NHWC images with one label each")
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(
-        labels.astype(np.int64)
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     check_json_out(args)
     from ganforge.metrics.downstream import utility
+    from ganforge.synthesize import load_synthetic
 
     images, labels = load_synthetic(args.source)
     result = utility(

@@ -94,8 +94,10 @@ def evaluate_images(
     with_parzen: bool = True,
     with_memorization: bool = True,
     kid_subsets: int = 100,
+    labels: Tensor | None = None,
 ) -> dict[str, Any]:
-    """All metrics of ``images`` (float NCHW in [-1, 1], shape (N, 1, 28, 28))."""
+    """All metrics of ``images`` (float NCHW in [-1, 1], shape (N, 1, 28, 28)); with the
+    ``labels`` they were drawn for, also how often the reference network reads them so."""
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise GanforgeError(
             f"MNIST metrics need images of shape (N, 1, 28, 28), got {tuple(images.shape)}"
@@ -126,6 +128,8 @@ def evaluate_images(
     out["classes_covered"], out["mean_confidence"] = cov.covered, cov.mean_confidence
     out["class_histogram"] = cov.histogram
     out["confident_fraction"] = confident_fraction(probs)
+    if labels is not None:
+        out["label_agreement"] = float((probs.argmax(1) == labels).double().mean())
     if with_memorization:
         mem = timed(
             "memorization",

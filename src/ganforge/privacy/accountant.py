@@ -9,7 +9,6 @@ accountant turns that into the (epsilon, delta) a run has spent. ``rdp`` (Rényi
 
 from __future__ import annotations
 
-import math
 import warnings
 
 from ganforge.errors import GanforgeError
@@ -20,11 +19,9 @@ ACCOUNTANTS = ("rdp", "prv")
 RDP_ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [80, 128, 256, 512]
 
 
-def check_budget(epsilon: float, delta: float, dataset_size: int) -> None:
-    """A budget DP can give: epsilon > 0 and 0 < delta < 1/n (a delta of 1/n or more
-    allows publishing a record outright)."""
-    if not (math.isfinite(epsilon) and epsilon > 0):
-        raise GanforgeError(f"--epsilon must be a positive number, got {epsilon:g}")
+def check_delta(delta: float, dataset_size: int) -> None:
+    """0 < delta < 1/n: a delta of 1/n or more allows publishing a record outright. (The
+    config checks epsilon; this needs the data's size.)"""
     if not 0 < delta < 1 / dataset_size:
         raise GanforgeError(
             f"--delta must be in (0, 1/n) = (0, {1 / dataset_size:.3g}) for {dataset_size:,} "

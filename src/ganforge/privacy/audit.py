@@ -99,9 +99,8 @@ def audit_run(
     trained on (its dataset and ``--limit``), non-members ``n`` of the dataset's test split;
     the black-box attack draws ``samples`` images from the averaged generator."""
     from ganforge.io.rundir import require_kind
-    from ganforge.nets import DataSpec, build_networks
-    from ganforge.sampling import load_generator, sample
-    from ganforge.synthesize import privacy_of
+    from ganforge.privacy.recipe import checkpoint_privacy
+    from ganforge.sampling import generator_from_state, networks_from_state, sample
     from ganforge.train.checkpoint import load_checkpoint, load_state
 
     if n < 10:
@@ -123,18 +122,13 @@ def audit_run(
         progress=False,
     )  # fmt: skip
     m, ml, nm, nml = split_members(train.images, train.labels, test.images, test.labels, n, seed)
-    gen = load_generator(run, device)
-    conditional = gen.num_classes > 0 and getattr(gen.generator, "label_shares", None) is None
-    network = cfg["model"]["network"]
-    _, d = build_networks(
-        network, DataSpec(**state["recipe"]["data_spec"]), cfg["model"]["z_dim"],
-        cfg["model"]["width"], cfg["model"].get("clusters") or 0,
-    )  # fmt: skip
-    load_state(d, state["players"]["discriminator"], "discriminator", network)
-    if gen.num_classes and not conditional:
+    gen = generator_from_state(state, run, device)
+    _, d = networks_from_state(state, run)
+    load_state(d, state["players"]["discriminator"], "discriminator", gen.network)
+    if gen.num_classes and not gen.class_conditional:
         white = None  # the critic wants each candidate's k-means cluster, unknown for new ones
     else:
-        y, ny = (ml, nml) if conditional else (None, None)
+        y, ny = (ml, nml) if gen.class_conditional else (None, None)
         white = asdict(
             attack_result(discriminator_scores(d, m, y), discriminator_scores(d, nm, ny))
         )
@@ -145,7 +139,7 @@ def audit_run(
         "run": str(run),
         "step": int(state["step"]),
         "training_records": len(train),
-        "privacy": privacy_of(state),
+        "privacy": checkpoint_privacy(state),
         "white_box_logan": white,
         "black_box_distance": asdict(black),
     }

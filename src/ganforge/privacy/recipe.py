@@ -24,10 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganforge.config import RunConfig
+from ganforge.config import RunConfig, to_dict
 from ganforge.data import ImageSet
 from ganforge.errors import GanforgeError
-from ganforge.privacy.accountant import check_budget, epsilon_spent, noise_multiplier
+from ganforge.privacy.accountant import check_delta, epsilon_spent, noise_multiplier
 from ganforge.train.engine import Phase
 from ganforge.train.gan import GANRecipe
 
@@ -58,6 +58,41 @@ def check_per_image(module: torch.nn.Module, network: str) -> None:
         )
 
 
+def privacy_report(settings: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    """The guarantee of a private run from its privacy settings (the config section) and
+    its recipe's privacy state: what ``privacy.json`` and a datasheet record."""
+    spent = epsilon_spent(
+        saved["sigma"], saved["sample_rate"], int(saved["d_steps"]), settings["delta"],
+        settings["accountant"],
+    )  # fmt: skip
+    return {
+        "mechanism": "DP-SGD on the discriminator (Opacus), Poisson sampling; the generator "
+        "is post-processing",
+        "epsilon_target": settings["epsilon"],
+        "delta": settings["delta"],
+        "accountant": settings["accountant"],
+        "noise_multiplier": saved["sigma"],
+        "clip": settings["clip"],
+        "sample_rate": saved["sample_rate"],
+        "records": saved["records"],
+        "expected_batch": round(saved["sample_rate"] * saved["records"]),
+        "discriminator_steps_planned": saved["planned"],
+        "discriminator_steps_done": saved["d_steps"],
+        "epsilon_spent": spent,
+        "k": saved["k"],
+        "adaptive": settings["adaptive"],
+    }
+
+
+def checkpoint_privacy(state: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`privacy_report` of a GAN checkpoint; None when it was not trained privately."""
+    settings = state["config"].get("privacy") or {}
+    saved = state["recipe"].get("privacy")
+    if not settings.get("enabled") or not isinstance(saved, dict):
+        return None
+    return privacy_report(settings, saved)
+
+
 def first_words(err: BaseException) -> str:
     return str(err).splitlines()[0][:120]
 
@@ -82,7 +117,7 @@ class PrivateGANRecipe(GANRecipe):
 
         p, t = cfg.privacy, cfg.train
         self.records = len(data)
-        check_budget(p.epsilon, p.delta, self.records)
+        check_delta(p.delta, self.records)
         if t.batch_size > self.records:
             raise GanforgeError(
                 f"--batch-size {t.batch_size} is larger than the {self.records:,} training "
@@ -100,7 +135,6 @@ class PrivateGANRecipe(GANRecipe):
             else math.nan
         )
         self.d_steps = 0
-        self.k = t.k
         self.fake_accuracy = 0.5  # moving, on generated images
         self.k_raised_at = 0
         self.private_d = GradSampleModule(self.d, loss_reduction="mean")
@@ -183,7 +217,6 @@ class PrivateGANRecipe(GANRecipe):
             higher = [r for r in LADDER if r > self.k]
             if higher:
                 self.k, self.k_raised_at = higher[0], step
-                self.images_per_step = self.cfg.train.batch_size * self.k  # in expectation
 
     def finished(self) -> bool:
         return self.d_steps >= self.planned
@@ -198,23 +231,7 @@ class PrivateGANRecipe(GANRecipe):
 
     def report(self) -> dict[str, Any]:
         """What the run folder records of its privacy (``privacy.json``)."""
-        p = self.cfg.privacy
-        return {
-            "mechanism": "DP-SGD on the discriminator (Opacus), Poisson sampling",
-            "epsilon_target": p.epsilon,
-            "delta": p.delta,
-            "accountant": p.accountant,
-            "noise_multiplier": self.sigma,
-            "clip": p.clip,
-            "sample_rate": self.sample_rate,
-            "records": self.records,
-            "expected_batch": self.cfg.train.batch_size,
-            "discriminator_steps_planned": self.planned,
-            "discriminator_steps_done": self.d_steps,
-            "epsilon_spent": self.epsilon(),
-            "k": self.k,
-            "adaptive": p.adaptive,
-        }
+        return privacy_report(to_dict(self.cfg.privacy), self._privacy_state())
 
     def postfix(self, stats: dict[str, float]) -> dict[str, str]:
         shown = super().postfix(stats)
@@ -225,20 +242,20 @@ class PrivateGANRecipe(GANRecipe):
         return shown
 
     # -- state ------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def _privacy_state(self) -> dict[str, Any]:
         return {
-            **super().state_dict(),
-            "privacy": {
-                "sigma": self.sigma,
-                "sample_rate": self.sample_rate,
-                "records": self.records,
-                "planned": self.planned,
-                "d_steps": self.d_steps,
-                "k": self.k,
-                "fake_accuracy": self.fake_accuracy,
-                "k_raised_at": self.k_raised_at,
-            },
+            "sigma": self.sigma,
+            "sample_rate": self.sample_rate,
+            "records": self.records,
+            "planned": self.planned,
+            "d_steps": self.d_steps,
+            "k": self.k,
+            "fake_accuracy": self.fake_accuracy,
+            "k_raised_at": self.k_raised_at,
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "privacy": self._privacy_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -252,6 +269,5 @@ class PrivateGANRecipe(GANRecipe):
             )
         self.sigma = self.dp_optimizer.noise_multiplier = float(saved["sigma"])
         self.d_steps, self.k = int(saved["d_steps"]), int(saved["k"])
-        self.images_per_step = self.cfg.train.batch_size * self.k
         self.fake_accuracy = float(saved["fake_accuracy"])
         self.k_raised_at = int(saved["k_raised_at"])

@@ -109,7 +109,7 @@ class GANRecipe(Recipe):
         self.loss = build_loss(cfg.loss.name)
         self.regularizers = build_regularizers(cfg)
         self.augment = DiffAugment(cfg.loss.augment)
-        self.images_per_step = t.batch_size * t.k  # the global batch
+        self.k = t.k  # discriminator steps per generator step
         self.latent = dist.SharedRandom(t.seed, device)
         self.best_fid = math.inf
         self._batch: tuple[Tensor, Tensor, Tensor | None] | None = None
@@ -129,6 +129,11 @@ class GANRecipe(Recipe):
             labels = torch.zeros(len(data), dtype=torch.long)
         names = [f"cluster {i}" for i in range(self.clusters)]
         return ImageSet(data.images, labels, names, data.name, data.paths)
+
+    @property
+    def images_per_step(self) -> int:
+        """Real images the discriminator reads per generator step (the global batch)."""
+        return self.cfg.train.batch_size * self.k
 
     @property
     def g(self) -> torch.nn.Module:
@@ -167,7 +172,7 @@ class GANRecipe(Recipe):
         ]
 
     def d_main(self, step: int) -> dict[str, Tensor]:
-        k, bs, p = self.cfg.train.k, self.sampler.share, self.players
+        k, bs, p = self.k, self.sampler.share, self.players
         g = p.trainable("generator")
         self.d.requires_grad_(True)
         for i in range(k):
