@@ -173,6 +173,8 @@ def test_synthesize_writes_labelled_data_and_its_datasheet(private_run: Path, tm
     assert out.images.shape == (40, 1, 8, 8)
     with pytest.raises(GanforgeError, match="--force"):
         synthesize(private_run, 40, tmp_path / "synth", progress=False)
+    stale = tmp_path / ".synth.999999999.x.tmp"  # what a killed run (a dead process) left
+    stale.mkdir()
     again = synthesize(private_run, 20, tmp_path / "synth", force=True, progress=False)
     assert len(again.labels) == 20
     mine = tmp_path / "mine"

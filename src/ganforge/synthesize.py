@@ -200,13 +200,30 @@ def datasheet_markdown(sheet: dict[str, Any]) -> str:
 
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
-    """A temporary folder beside ``out``, removed afterwards whatever happens."""
+    """A temporary folder beside ``out`` (named with this process's id), removed afterwards
+    whatever happens; those a killed process left behind are removed first."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    for old in out.parent.glob(f".{out.name}.*.tmp"):
+        pid = old.name[len(out.name) + 2 :].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent)
+    )
     try:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _write_folder(
