@@ -54,6 +54,18 @@ def _accuracy(net: nn.Module, images: Tensor, labels: Tensor, batch: int = 2000)
     return right / max(1, len(images))
 
 
+def check_inputs(images: Tensor, labels: Tensor, epochs: int) -> None:
+    if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        raise GanforgeError(
+            f"the utility protocol takes uint8 images (N, 1, 28, 28), got {images.dtype} "
+            f"{tuple(images.shape)}"
+        )
+    if len(labels) != len(images):
+        raise GanforgeError(f"{len(images)} images but {len(labels)} labels")
+    if epochs < 1:
+        raise GanforgeError(f"epochs must be at least 1, got {epochs}")
+
+
 def downstream_accuracy(
     images: Tensor,
     labels: Tensor,
@@ -67,15 +79,7 @@ def downstream_accuracy(
 ) -> DownstreamResult:
     """Train :class:`DownstreamNet` on ``images``/``labels`` (uint8 NCHW, int64), all but the
     last ``heldout``, and report real test accuracy at the best held-out epoch."""
-    if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise GanforgeError(
-            f"the utility protocol takes uint8 images (N, 1, 28, 28), got {images.dtype} "
-            f"{tuple(images.shape)}"
-        )
-    if len(labels) != len(images):
-        raise GanforgeError(f"{len(images)} images but {len(labels)} labels")
-    if epochs < 1:
-        raise GanforgeError(f"epochs must be at least 1, got {epochs}")
+    check_inputs(images, labels, epochs)
     heldout = min(heldout, len(images) // 5)
     if len(images) - heldout < batch:
         raise GanforgeError(f"the utility protocol needs at least {batch + 1} images")
@@ -123,6 +127,7 @@ def utility(
     coverage, and how often the reference network reads each image as its own label."""
     from ganforge.metrics.evaluate import evaluate_images, load_real
 
+    check_inputs(images, labels, epochs)  # before the real data is read
     real = load_real(data_dir, download=download)
     result = downstream_accuracy(
         images, labels, real.test.images, real.test.labels, epochs, seed=seed, progress=progress
