@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -84,8 +85,11 @@ def setup(device: torch.device) -> None:
 
 def teardown() -> None:
     """Leave the process group, together: one process leaving while another still talks to
-    it can abort the other's exit."""
+    it can abort the other's exit. Unreachable DDP wrappers (held in reference cycles) are
+    freed first: freed after the group, their threads abort the exit ("terminate called
+    without an active exception", about 1 exit in 40)."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         with contextlib.suppress(Exception):  # a peer that died has nothing to wait for
             dist.barrier()
         dist.destroy_process_group()
