@@ -1,7 +1,7 @@
 """Run folders: ``manifest.json`` names what a folder holds, so every command can tell a GAN
 run from a semi-supervised or a robust one and refuse the wrong kind in one line.
 
-The manifest: ``{"kind": "gan" | "semisupervised" | "robust", "format": 2, "ganforge":
+The manifest: ``{"kind": "gan" | "semisupervised" | "robust" | "detector", "format": 2, "ganforge":
 version}``. Folders written before the manifest existed (format 1) are recognised by their
 files. A folder of a newer format is refused with a message that says to upgrade.
 """
@@ -18,12 +18,13 @@ from ganforge.io.atomic import atomic_write_bytes
 
 MANIFEST = "manifest.json"
 FORMAT = 2
-KINDS = ("gan", "semisupervised", "robust")
+KINDS = ("gan", "semisupervised", "robust", "detector")
 # What each kind is trained with, for messages that send a folder to the right command.
 COMMANDS = {
     "gan": "ganforge train",
     "semisupervised": "ganforge semisupervised",
     "robust": "ganforge robust-train",
+    "detector": "ganforge detect train",
 }
 
 
