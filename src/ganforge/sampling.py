@@ -162,3 +162,17 @@ def interpolate(
 def _same_label(gen: LoadedGenerator, n: int) -> Tensor | None:
     # A conditional walk without --class stays within class 0 so that only z changes.
     return gen.labels(n, 0) if gen.num_classes else None
+
+
+def generator_id(gen: LoadedGenerator) -> str:
+    """SHA-256 (hex) of the generator's weights, names in order: the same weights give the
+    same id on any machine, so a signed image names exactly what made it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(gen.generator.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,23 +79,36 @@ def _format(path: Path) -> str:
     return fmt
 
 
-def save_pngs(images: Tensor, folder: str | Path, labels: Tensor | None = None) -> None:
-    """One PNG per image in a new ``folder`` (built aside, then renamed into place)."""
+def write_folder(folder: Path, n: int, encode: Callable[[int], tuple[str, bytes]]) -> None:
+    """Files ``encode(i) -> (name, bytes)`` for i < n in the new ``folder``, built aside and
+    renamed into place: the folder appears whole or not at all."""
     import shutil
     import tempfile
 
-    folder = Path(folder)
     if folder.exists():
         raise FileExistsError(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        for i, hwc in enumerate(to_uint8(images)):
-            tag = "" if labels is None else f"_class{int(labels[i])}"
-            _pil(hwc).save(tmp / f"{i:05d}{tag}.png")
+        for i in range(n):
+            name, data = encode(i)
+            (tmp / name).write_bytes(data)
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_pngs(images: Tensor, folder: str | Path, labels: Tensor | None = None) -> None:
+    """One PNG per image in a new ``folder`` (built aside, then renamed into place)."""
+    pixels = to_uint8(images)
+
+    def encode(i: int) -> tuple[str, bytes]:
+        buf = io.BytesIO()
+        _pil(pixels[i]).save(buf, format="PNG")
+        tag = "" if labels is None else f"_class{int(labels[i])}"
+        return f"{i:05d}{tag}.png", buf.getvalue()
+
+    write_folder(Path(folder), len(pixels), encode)
 
 
 def save_images(
