@@ -9,7 +9,9 @@ import sys
 
 from ganforge.cli import (
     audit,
+    detect,
     evaluate,
+    provenance,
     reproduce,
     robustness,
     sample,
@@ -31,6 +33,8 @@ MODULES = (
     synthesize,
     utility,
     audit,
+    detect,
+    provenance,
 )
 
 
@@ -60,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("GANFORGE_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]  # accepted before or after the command
+    argv = detect.route(argv)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

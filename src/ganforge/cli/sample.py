@@ -13,6 +13,7 @@ SAMPLE_EXAMPLES = """examples:
   ganforge sample runs/cond --class 7 -n 100 --out sevens.png
   ganforge sample runs/demo -n 10000 --out samples.npz
   ganforge sample runs/demo/checkpoints/last.pt -n 50 --out pngs/   # one PNG per image
+  ganforge sample runs/demo -n 16 --out signed/ --sign --watermark  # after 'ganforge keys init'
 """
 
 INTERPOLATE_EXAMPLES = """examples:
@@ -43,6 +44,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     s.add_argument("--nrow", type=int, help="images per grid row")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
+    p = s.add_argument_group("provenance (a folder of PNGs)")
+    p.add_argument(
+        "--sign", action="store_true", help="a signed C2PA manifest in each PNG (see 'keys init')"
+    )
+    p.add_argument("--cert", metavar="PEM", help="signing certificate chain (default: test keys)")
+    p.add_argument("--key", metavar="PEM", help="its private key (default: test keys)")
+    p.add_argument("--watermark", action="store_true", help="hide the generator id in the pixels")
     add_force(s)
     s.set_defaults(run=run_sample)
 
@@ -81,8 +89,17 @@ def run_sample(args: argparse.Namespace) -> int:
     from ganforge.sampling import load_generator, sample
     from ganforge.viz import save_images
 
+    if (args.cert or args.key) and not args.sign:
+        raise GanforgeError("--cert and --key are for --sign")
+    key = None
+    if args.sign:
+        from ganforge.provenance.keys import load_signing_key
+
+        key = load_signing_key(args.cert, args.key)  # before the work: a missing key fails fast
     gen = load_generator(args.checkpoint, args.device)
     images, labels = sample(gen, args.num, args.seed, args.class_label)
+    if args.sign or args.watermark:
+        return _stamped(args, gen, images, labels, key)
     out = Path(args.out) if args.out else _default_out(args.checkpoint, f"seed{args.seed}.png")
     if args.format == "png" or (args.format is None and not out.suffix):
         if out.exists():
@@ -91,6 +108,28 @@ def run_sample(args: argparse.Namespace) -> int:
         refuse_existing(out, args.force)
     fmt = save_images(images, out, args.format, labels, nrow=args.nrow)
     print(f"wrote {len(images)} images ({fmt}) to {out}")
+    return 0
+
+
+def _stamped(args, gen, images, labels, key) -> int:
+    from ganforge.provenance.stamp import marked_payload, stamp_pngs
+    from ganforge.sampling import generator_id
+
+    out = Path(args.out) if args.out else _default_out(args.checkpoint, f"seed{args.seed}")
+    if out.suffix or args.format not in (None, "png"):
+        raise GanforgeError("--sign and --watermark write one PNG per image: give --out a folder")
+    if out.exists():
+        raise GanforgeError(f"{out} already exists; choose a new folder for individual PNGs")
+    ident = generator_id(gen)
+    run = str(Path(args.checkpoint).resolve().name)
+    stamp_pngs(images, out, ident, args.seed, labels, run, key, args.watermark)
+    said = [f"generator {ident[:12]}"]
+    if key is not None:
+        said.append(f"signed with {key.source}")
+    if args.watermark:
+        said.append(f"watermark {marked_payload(ident)}")
+    print(f"wrote {len(images)} PNGs to {out} ({', '.join(said)}); check them with: "
+          f"ganforge verify {out}/*.png")  # fmt: skip
     return 0
 
 
