@@ -34,7 +34,10 @@ from scipy.fft import idctn
 from ganforge.errors import GanforgeError
 
 BITS = 16
-BAND = 6  # DCT indices u, v < BAND (the DC term excluded): 35 coefficients
+# DCT indices u, v < BAND, the DC term excluded: 24 coefficients. A sixth row and column
+# gain JPEG 75 bit accuracy (94% against 93%) and lose half of the 0.5x resize (83% against
+# 96%), measured on generated MNIST (benchmarks/provenance.py).
+BAND = 5
 STEP = 53.0  # lattice step of each projection, in gray levels: PSNR against robustness
 ITERATIONS = 100
 FOUND_BELOW = 0.06
