@@ -245,3 +245,24 @@ def test_detector_beats_chance_on_a_toy_generator(tmp_path, uncond_run):
     assert measured["accuracy"] > 0.75 and measured["average_precision"] > 0.8
     with pytest.raises(GanforgeError, match="already holds"):
         train_detector(tmp_path / "det", [uncond_run], config, progress=False)
+
+
+def test_detect_train_then_detect_files_from_the_command_line(tmp_path, uncond_run, cli_env,
+                                                              cli_ok, one_line_error):  # fmt: skip
+    import json
+    import subprocess
+    import sys
+
+    cli_ok(["detect", "train", uncond_run, "--out", tmp_path / "det", "--dataset", "digits",
+            "--network", "mlp", "--images", "200", "--epochs", "2", "--batch-size", "32",
+            "--device", "cpu", "--no-download", "--quiet"], cli_env, tmp_path)  # fmt: skip
+    cli_ok(["sample", uncond_run, "-n", "4", "--out", tmp_path / "pngs"], cli_env, tmp_path)
+    proc = cli_ok(["detect", "--model", tmp_path / "det", tmp_path / "pngs", "--json",
+                   tmp_path / "scores.json"], cli_env, tmp_path)  # fmt: skip
+    rows = json.loads((tmp_path / "scores.json").read_text())
+    assert len(rows) == 4 and all(0 <= r["p_generated"] <= 1 for r in rows)
+    assert "of 4 called generated" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "ganforge", "detect", "--model",
+                          str(tmp_path / "det"), str(tmp_path / "nothing.png")], env=cli_env,
+                         capture_output=True, text=True)  # fmt: skip
+    one_line_error(bad, "does not exist")

@@ -32,8 +32,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(run=run_detect)
 
     t = sub.add_parser(
-        "detect-train",
-        help=argparse.SUPPRESS,
+        "detect-train",  # typed as "detect train" (see route); unlisted
+        prog="ganforge detect train",
         epilog=EXAMPLES,
         description="Train a detector of generated images: real training images against "
         "samples of the GAN runs named (as many of each), a held-out share calibrating its "
