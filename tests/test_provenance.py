@@ -228,6 +228,19 @@ def test_calibrated_threshold_separates_held_out_scores():
     assert scores(low, labels, calibrate(low, labels))["accuracy"] == 1.0
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [{"images": 0}, {"epochs": float("nan")}, {"lr": float("inf")}, {"batch_size": 0},
+     {"held_out": 1.0}, {"seed": -1}, {"network": "nope"}],
+)  # fmt: skip
+def test_detector_settings_are_refused_in_one_line(bad, tmp_path):
+    from ganforge.detect import DetectorConfig, train_detector
+
+    with pytest.raises(GanforgeError):
+        train_detector(tmp_path / "d", ["x"], DetectorConfig(**bad), progress=False)
+    assert not (tmp_path / "d").exists()
+
+
 def test_detector_beats_chance_on_a_toy_generator(tmp_path, uncond_run):
     from ganforge.detect import DetectorConfig, load_detector, train_detector
     from ganforge.detect.training import generated_images, real_images

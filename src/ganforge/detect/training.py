@@ -67,8 +67,8 @@ class DetectorConfig:
             CLASSIFIERS.get(self.network)
         if self.images < 20 or self.batch_size < 1:
             raise GanforgeError("images must be at least 20 and batch_size at least 1")
-        if not (math.isfinite(self.epochs) and self.epochs > 0) or not self.lr > 0:
-            raise GanforgeError("epochs and lr must be positive numbers")
+        if not all(math.isfinite(v) and v > 0 for v in (self.epochs, self.lr)):
+            raise GanforgeError("epochs and lr must be positive finite numbers")
         if not 0 < self.held_out < 0.9:
             raise GanforgeError(f"held_out must be in (0, 0.9), got {self.held_out}")
         if not 0 <= self.seed < 2**31:
