@@ -8,8 +8,10 @@ excluded) of the gray level (the mean of the channels): bit b moves its projecti
 the lattice ``dither + b * STEP / 2 + STEP * Z``. Low frequencies survive JPEG and
 downscaling; the host image does not interfere, since the embedder knows it. Embedding
 takes the nearest image (least squares) whose projections sit on the payload's lattice and
-whose pixels stay in [0, 255] (Dykstra's alternating projections), then rounds to uint8;
-the same change is added to every channel.
+whose pixels stay in [0, 255] (Dykstra's alternating projections); a few rounds then
+move it so that the projections read from it as saved, after JPEG 75 and after a 0.5x
+resize sit on the lattice on average (:func:`_harden`); it is rounded to uint8 and the
+same change is added to every channel.
 
 Reading takes each projection's nearer lattice. Its distance to that lattice, in lattice
 steps, averaged over the bits, is the ``distance``: about 0.125 on an unmarked image (a
@@ -38,8 +40,9 @@ BITS = 16
 # gain JPEG 75 bit accuracy (94% against 93%) and lose half of the 0.5x resize (83% against
 # 96%), measured on generated MNIST (benchmarks/provenance.py).
 BAND = 5
-STEP = 53.0  # lattice step of each projection, in gray levels: PSNR against robustness
+STEP = 46.0  # lattice step of each projection, in gray levels: PSNR against robustness
 ITERATIONS = 100
+HARDEN_ROUNDS, HARDEN_GAIN, HARDEN_JPEG = 8, 0.5, 75
 FOUND_BELOW = 0.06
 MATCH_ERRORS = 2
 MIN_SIZE = 8
@@ -136,11 +139,39 @@ def embed(images: np.ndarray, payload: int, key: str = DEFAULT_KEY) -> np.ndarra
         b = z + q
         y = np.clip(b, low, high)
         q = b - y
+    z = _harden(z, target, proj, (h, w), low, high)
     change = (z - gray).reshape(n, h, w, 1)
     out = np.clip(np.round(color + change), 0, 255).astype(np.uint8)
     if alpha is not None:
         out = np.concatenate([out, alpha], axis=-1)
     return out[..., 0] if squeeze and out.shape[-1] == 1 else out
+
+
+def _harden(y, target, proj, size, low, high) -> np.ndarray:
+    """Move the marked gray images ``y`` (N, H*W) so that the *average* of the projections
+    read from them as saved (rounded), after JPEG quality ``HARDEN_JPEG`` and after a 0.5x
+    resize sits on the target: each reading then strays from its lattice point by part of
+    what those channels do, not all of it (measured: JPEG 75 bit accuracy 92% -> 98% and
+    the 0.5x resize 96% -> 99%, at the same PSNR with a smaller step)."""
+    from ganforge.detect import degrade
+
+    h, w = size
+    for _ in range(HARDEN_ROUNDS):
+        saved = np.clip(np.round(y), 0, 255)
+        pixels = saved.astype(np.uint8).reshape(-1, h, w, 1)
+        jpeg = degrade.jpeg(pixels, HARDEN_JPEG)[..., 0].reshape(len(y), -1)
+        small = degrade.resize(pixels, 0.5, back=False)[..., 0].astype(np.float64)
+        resized = _upsample(small, (h, w)).reshape(len(y), -1)
+        read = (saved @ proj.T + jpeg.astype(np.float64) @ proj.T + resized @ proj.T) / 3
+        y = np.clip(y + HARDEN_GAIN * (target - read) @ proj, low, high)
+    return y
+
+
+def _upsample(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Float gray images (N, h, w) scaled up to ``size`` (bicubic), as the reader does."""
+    up = F.interpolate(torch.from_numpy(gray)[:, None], size=size, mode="bicubic",
+                       align_corners=False)  # fmt: skip
+    return up[:, 0].numpy()
 
 
 def _read(gray: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -169,9 +200,7 @@ def _candidates(gray: np.ndarray, sizes: list[tuple[int, int]], search: int):
                     canvas[dy : dy + h, dx : dx + w] = gray
                     yield size, (dy, dx), canvas
         elif size[0] > h and size[1] > w:  # a downscaled copy: scale it back up
-            t = torch.from_numpy(gray)[None, None]
-            up = F.interpolate(t, size=size, mode="bicubic", align_corners=False)
-            yield size, (0, 0), up[0, 0].numpy()
+            yield size, (0, 0), _upsample(gray[None], size)[0]
 
 
 def extract(
