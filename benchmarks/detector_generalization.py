@@ -12,8 +12,9 @@ again. (The residual family at its defaults made blank images after 3,000 steps,
 is left out.) ``--extra RUN ...`` adds run folders
 trained elsewhere (e.g. the private runs of ``benchmarks/private_mnist.py``).
 
-``matrix``: for each training family in ``--train-on``, ``train_detector`` on 10,000 real
-training images and 10,000 samples of that family (blur/JPEG/resize augmentation), then
+``matrix``: for each training family in ``--train-on``, ``train_detector`` with its default
+recipe (convnet, 30,000 real training images and 30,000 samples of that family, 25
+epochs) and blur/JPEG/resize augmentation, then
 every family is scored on 2,000 real *test* images and 2,000 fresh samples (other noise
 seeds), clean and after JPEG quality 75 and after a 0.5x resize, giving average precision
 and accuracy at the detector's calibrated threshold.
@@ -106,7 +107,7 @@ def matrix(args: argparse.Namespace) -> dict:
     tested = {c: f(real) for c, f in CONDITIONS.items()}
     fakes = {name: generated_images(run, args.n, 5_000_000) for name, run in runs.items()}
     rows = {}
-    config = DetectorConfig(network="convnet", images=10_000, epochs=8, augment=True)
+    config = DetectorConfig(augment=True)  # the default recipe: convnet, 30,000 + 30,000, 25 epochs
     for family in args.train_on:
         out = args.zoo / f"detector-{family}"
         start = time.perf_counter()
