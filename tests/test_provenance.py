@@ -129,8 +129,14 @@ def test_a_corrupt_manifest_is_a_clear_verdict_not_a_crash(tmp_path, signed):
     assert "TAMPERED" in verdict.line()
 
 
-def test_a_file_that_is_not_a_png_is_one_clear_error(tmp_path):
-    with pytest.raises(GanforgeError, match="not a PNG"):
+def test_other_images_are_unsigned_and_non_images_one_clear_error(tmp_path, signed):
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(signed[1])).save(buf, format="JPEG", quality=75)
+    assert _verdict(tmp_path, buf.getvalue(), name="f.jpg").outcome == "unsigned"
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(signed[1])).save(buf, format="BMP")
+    assert _verdict(tmp_path, buf.getvalue(), name="f.bmp").outcome == "unsigned"
+    with pytest.raises(GanforgeError, match="not an image"):
         _verdict(tmp_path, b"GIF89a...")
 
 

@@ -130,12 +130,18 @@ def _first_line(err: Exception) -> str:
     return text[0] if text else type(err).__name__
 
 
-def read_manifest_store(data: bytes, trust: bytes | None = None) -> dict[str, Any] | None:
+# Containers whose manifests are read (c2pa reads more; these are what images come as).
+MIMES = {b"\x89PNG\r\n\x1a\n": PNG_MIME, b"\xff\xd8\xff": "image/jpeg"}
+
+
+def read_manifest_store(
+    data: bytes, trust: bytes | None = None, mime: str = PNG_MIME
+) -> dict[str, Any] | None:
     """The file's C2PA manifest store as c2pa reports it (validation included), or None
     when it has none. A manifest too broken to read raises GanforgeError."""
     c2pa = _c2pa()
     try:
-        reader = c2pa.Reader(PNG_MIME, io.BytesIO(data), context=_context(trust))
+        reader = c2pa.Reader(mime, io.BytesIO(data), context=_context(trust))
     except c2pa.C2paError.ManifestNotFound:
         return None
     except c2pa.C2paError as err:
@@ -144,19 +150,34 @@ def read_manifest_store(data: bytes, trust: bytes | None = None) -> dict[str, An
         return json.loads(reader.json())
 
 
+def _is_image(data: bytes) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except Exception:  # PIL raises many kinds for data that is not an image
+        return False
+    return True
+
+
 def verify(path: str | Path, trust: bytes | None = None) -> Verdict:
-    """Check one PNG's manifest: ``trusted`` (valid, and its chain ends at an anchor of
-    ``trust``, PEM), ``untrusted`` (valid, other signer), ``tampered`` (the signature or a
-    hash fails, or the manifest is broken) or ``unsigned``."""
+    """Check one image file's manifest (PNG or JPEG; other images are ``unsigned``):
+    ``trusted`` (valid, and its chain ends at an anchor of ``trust``, PEM), ``untrusted``
+    (valid, other signer), ``tampered`` (the signature or a hash fails, or the manifest is
+    broken) or ``unsigned``."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as err:
         raise GanforgeError(f"cannot read {path}: {err.strerror}") from None
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise GanforgeError(f"{path} is not a PNG file")
+    mime = next((m for magic, m in MIMES.items() if data.startswith(magic)), None)
+    if mime is None:
+        if not _is_image(data):
+            raise GanforgeError(f"{path} is not an image file")
+        return Verdict(str(path), "unsigned")  # a format we do not read manifests from
     try:
-        store = read_manifest_store(data, trust)
+        store = read_manifest_store(data, trust, mime)
     except GanforgeError as err:
         return Verdict(str(path), "tampered", failures=[str(err)])
     if store is None:
