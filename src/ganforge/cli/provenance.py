@@ -39,7 +39,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="check the provenance of image files",
         epilog=VERIFY_EXAMPLES,
         formatter_class=formatter,
-        description="For each PNG: trusted, valid but untrusted signer, tampered (with what "
+        description="For each image (PNG or JPEG manifests): trusted, valid but untrusted "
+        "signer, tampered (with what "
         "failed) or unsigned, from its C2PA manifest; without a valid manifest, also whether "
         "it carries a ganforge watermark.",
     )
