@@ -174,7 +174,7 @@ def attack(args: argparse.Namespace) -> dict:
     caught = fake[detector.probabilities(fake) >= detector.threshold][: args.n]
     x = as_input(caught)
     target = torch.full((len(x),), REAL)
-    rows, example = {}, {}
+    rows, example, fooled = {}, {}, {}
     radii = [(f"linf {k}/255", "linf", k / 255) for k in (2, 4, 8, 16, 32)]
     radii += [(f"l2 {r}", "l2", r) for r in (0.5, 1.0, 2.0)]
     for label, norm, eps in radii:
@@ -184,10 +184,17 @@ def attack(args: argparse.Namespace) -> dict:
             p = torch.softmax(model(adv), 1)[:, GENERATED]
         rows[label] = {"fooling_rate": float((p < detector.threshold).float().mean()),
                        "images": len(x)}  # fmt: skip
-        example[label] = adv[0]
+        example[label], fooled[label] = adv, p < detector.threshold
         print(f"{label}: {100 * rows[label]['fooling_rate']:.1f}% of {len(x)} caught fakes "
               "are called real")  # fmt: skip
-    plot_attack(x[0], example, detector, RESULTS.with_name("detector_attack.png"))
+    # Show a fake that L-inf 8/255 turns real (the largest radius asked), else the first
+    # radius that turns any.
+    shown_at = (
+        "linf 8/255" if fooled["linf 8/255"].any() else next(k for k in example if fooled[k].any())
+    )
+    i = int(fooled[shown_at].nonzero()[0])
+    shown = {k: v[i] for k, v in example.items()}
+    plot_attack(x[i], shown, detector, RESULTS.with_name("detector_attack.png"))
     return {"detector": "detector-dcgan", "pgd_steps": 20, "rows": rows}
 
 
