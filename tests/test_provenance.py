@@ -14,6 +14,7 @@ from PIL import Image
 
 from ganforge.errors import GanforgeError
 from ganforge.provenance import keys, png, signing, watermark
+from ganforge.provenance.verify import verify_files
 
 GENERATION = {"generator_id": "ab" * 32, "run": "demo", "seed": 3, "index": 0, "class": 7}
 
@@ -64,10 +65,13 @@ def test_test_keys_are_owner_only_marked_untrusted_and_not_replaced(authority):
         keys.init_test_keys(folder)
 
 
-def test_keys_are_never_written_into_a_run_folder(uncond_run):
+def test_keys_are_never_written_into_a_run_folder(uncond_run, monkeypatch):
     with pytest.raises(GanforgeError, match="run folder"):
         keys.init_test_keys(uncond_run / "keys")
-    assert not (uncond_run / "keys").exists()
+    monkeypatch.chdir(uncond_run / "samples")  # a relative path from inside the run
+    with pytest.raises(GanforgeError, match="run folder"):
+        keys.init_test_keys("keys")
+    assert not (uncond_run / "keys").exists() and not (uncond_run / "samples" / "keys").exists()
 
 
 def test_half_a_key_pair_is_refused(authority):
@@ -120,6 +124,22 @@ def test_a_manifest_moved_to_another_image_is_tampered(tmp_path, authority, sign
 def test_resaved_without_the_manifest_is_unsigned(tmp_path, signed):
     resaved = _png(np.asarray(Image.open(io.BytesIO(signed[1]))))
     assert _verdict(tmp_path, resaved).outcome == "unsigned"
+
+
+def test_bad_trust_anchors_are_the_users_error_not_tampering(tmp_path, signed):
+    (tmp_path / "f.png").write_bytes(signed[1])
+    with pytest.raises(GanforgeError, match="trust anchors"):
+        verify_files([tmp_path / "f.png"], trust=b"not a certificate")
+
+
+def test_a_truncated_file_is_tampered_and_the_others_still_checked(tmp_path, signed):
+    (tmp_path / "cut.png").write_bytes(signed[1][:3000])
+    (tmp_path / "tiny.png").write_bytes(_png(np.zeros((3, 3), np.uint8)))
+    (tmp_path / "good.png").write_bytes(signed[1])
+    cut, tiny, good = verify_files([tmp_path / n for n in ("cut.png", "tiny.png", "good.png")])
+    assert cut.outcome == "tampered" and "unreadable" in cut.line()
+    assert tiny.outcome == "unsigned" and "unreadable" in tiny.line()
+    assert good.outcome == "untrusted"
 
 
 def test_a_corrupt_manifest_is_a_clear_verdict_not_a_crash(tmp_path, signed):
@@ -232,18 +252,26 @@ def test_calibrated_threshold_separates_held_out_scores():
     low = probs / 10
     assert scores(low, labels)["accuracy"] == 0.5
     assert scores(low, labels, calibrate(low, labels))["accuracy"] == 1.0
+    # Saturated scores tie; the threshold never cuts through a tie.
+    for p, y, best in (([0.1, 0.2, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1], 5 / 6),
+                       ([0, 0, 0, 0.9], [0, 1, 0, 1], 0.75),
+                       ([1.0, 1.0], [0, 0], 1.0)):  # fmt: skip
+        p, y = torch.tensor(p), torch.tensor(y)
+        assert scores(p, y, calibrate(p, y))["accuracy"] == pytest.approx(best)
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [{"images": 0}, {"epochs": float("nan")}, {"lr": float("inf")}, {"batch_size": 0},
-     {"held_out": 1.0}, {"seed": -1}, {"network": "nope"}],
+    ("bad", "message"),
+    [({"images": 0}, "images must be"), ({"epochs": float("nan")}, "epochs and lr"),
+     ({"lr": float("inf")}, "epochs and lr"), ({"batch_size": 0}, "batch_size"),
+     ({"held_out": 1.0}, "held_out"), ({"seed": -1}, "seed"),
+     ({"network": "nope"}, "unknown classifier network")],
 )  # fmt: skip
-def test_detector_settings_are_refused_in_one_line(bad, tmp_path):
+def test_detector_settings_are_refused_in_one_line(bad, message, tmp_path, uncond_run):
     from ganforge.detect import DetectorConfig, train_detector
 
-    with pytest.raises(GanforgeError):
-        train_detector(tmp_path / "d", ["x"], DetectorConfig(**bad), progress=False)
+    with pytest.raises(GanforgeError, match=message):
+        train_detector(tmp_path / "d", [uncond_run], DetectorConfig(**bad), progress=False)
     assert not (tmp_path / "d").exists()
 
 
@@ -277,7 +305,7 @@ def test_detect_train_then_detect_files_from_the_command_line(tmp_path, uncond_r
             "--device", "cpu", "--no-download", "--quiet"], cli_env, tmp_path)  # fmt: skip
     cli_ok(["sample", uncond_run, "-n", "4", "--out", tmp_path / "pngs"], cli_env, tmp_path)
     proc = cli_ok(["detect", "--model", tmp_path / "det", tmp_path / "pngs", "--json",
-                   tmp_path / "scores.json"], cli_env, tmp_path)  # fmt: skip
+                   tmp_path / "scores.json", "--device", "auto"], cli_env, tmp_path)  # fmt: skip
     rows = json.loads((tmp_path / "scores.json").read_text())
     assert len(rows) == 4 and all(0 <= r["p_generated"] <= 1 for r in rows)
     assert "of 4 called generated" in proc.stdout

@@ -121,7 +121,9 @@ def _stamped(args, gen, images, labels, key) -> int:
     if out.exists():
         raise GanforgeError(f"{out} already exists; choose a new folder for individual PNGs")
     ident = generator_id(gen)
-    run = str(Path(args.checkpoint).resolve().name)
+    source = Path(args.checkpoint).resolve()
+    in_run = source.is_file() and source.parent.name == "checkpoints"
+    run = source.name if source.is_dir() else source.parent.parent.name if in_run else source.stem
     stamp_pngs(images, out, ident, args.seed, labels, run, key, args.watermark)
     said = [f"generator {ident[:12]}"]
     if key is not None:

@@ -16,6 +16,7 @@ from ganforge.detect.training import DETECTOR_FILE, GENERATED, probabilities, sc
 from ganforge.errors import GanforgeError
 from ganforge.io.rundir import require_kind
 from ganforge.robustness.models import load_classifier
+from ganforge.train.device import pick_device
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -53,7 +54,8 @@ def load_detector(path: str | Path, device: str = "cpu") -> Detector:
     model, info = load_classifier(path)
     if info.get("kind") != "detector" or "threshold" not in info:
         raise GanforgeError(f"{path} is a classifier, not a ganforge detector")
-    return Detector(model.to(device), float(info["threshold"]), tuple(info["shape"]), info)
+    dev = pick_device(device)
+    return Detector(model.to(dev), float(info["threshold"]), tuple(info["shape"]), info)
 
 
 def read_image(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:

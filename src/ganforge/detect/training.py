@@ -156,10 +156,11 @@ def calibrate(probs: Tensor, labels: Tensor) -> float:
     # Threshold just above p[i]: images 0..i called real. Correct = reals at or below +
     # generated above.
     correct = np.cumsum(~y) + (y.sum() - np.cumsum(y))
+    correct[:-1][p[:-1] == p[1:]] = -1  # a cut inside a run of equal scores is not a cut
     best = int(np.argmax(correct))
     if correct[best] <= y.sum():  # calling everything generated is as good
         return float(p[0] / 2)
-    upper = p[best + 1] if best + 1 < len(p) else 1.0
+    upper = p[best + 1] if best + 1 < len(p) else p[best] + 2e-6  # above every score
     return float((p[best] + upper) / 2)
 
 

@@ -73,7 +73,7 @@ def init_test_keys(folder: str | Path | None = None, force: bool = False) -> Pat
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    folder = Path(folder) if folder is not None else default_folder()
+    folder = (Path(folder) if folder is not None else default_folder()).resolve()
     if folder.exists() and not folder.is_dir():
         raise GanforgeError(f"{folder} is a file, not a folder")
     _refuse_run_folder(folder)

@@ -66,7 +66,9 @@ class Verdict:
             if g.get("class") is not None:
                 said.append(f"class {g['class']}")
             text += " (" + ", ".join(said) + ")"
-        if self.watermark is not None:
+        if self.watermark is not None and self.watermark.get("error"):
+            text += f"; watermark unreadable ({self.watermark['error']})"
+        elif self.watermark is not None:
             w = self.watermark
             text += f"; watermark {'found' if w['found'] else 'not found'}"
             if w["found"] or w.get("matches") is not None:
@@ -89,8 +91,25 @@ def _context(trust: bytes | None = None):
     settings: dict[str, Any] = json.loads(json.dumps(OFFLINE))
     if trust is not None:
         settings["verify"]["verify_trust"] = True
-        settings["trust"] = {"trust_anchors": trust.decode()}
+        settings["trust"] = {"trust_anchors": trust.decode(errors="replace")}
     return c2pa.Context.from_dict(settings)
+
+
+def trust_context(trust: bytes | None = None):
+    """The reading context with ``trust`` (PEM anchors) checked: anchors that are not
+    certificates are the user's error, not a file's tampering."""
+    c2pa = _c2pa()
+    if trust is not None:
+        from cryptography import x509
+
+        try:
+            x509.load_pem_x509_certificates(trust)
+        except ValueError:
+            raise GanforgeError("the trust anchors are not PEM certificates") from None
+    try:
+        return _context(trust)
+    except c2pa.C2paError as err:
+        raise GanforgeError(f"the trust anchors cannot be used ({_first_line(err)})") from None
 
 
 def manifest_definition(generation: dict[str, Any], title: str) -> dict[str, Any]:
@@ -134,14 +153,13 @@ def _first_line(err: Exception) -> str:
 MIMES = {b"\x89PNG\r\n\x1a\n": PNG_MIME, b"\xff\xd8\xff": "image/jpeg"}
 
 
-def read_manifest_store(
-    data: bytes, trust: bytes | None = None, mime: str = PNG_MIME
-) -> dict[str, Any] | None:
-    """The file's C2PA manifest store as c2pa reports it (validation included), or None
-    when it has none. A manifest too broken to read raises GanforgeError."""
+def read_manifest_store(data: bytes, context, mime: str = PNG_MIME) -> dict[str, Any] | None:
+    """The file's C2PA manifest store as c2pa reports it (validation included, with
+    ``context`` from :func:`trust_context`), or None when it has none. A manifest too broken
+    to read raises GanforgeError."""
     c2pa = _c2pa()
     try:
-        reader = c2pa.Reader(mime, io.BytesIO(data), context=_context(trust))
+        reader = c2pa.Reader(mime, io.BytesIO(data), context=context)
     except c2pa.C2paError.ManifestNotFound:
         return None
     except c2pa.C2paError as err:
@@ -161,11 +179,11 @@ def _is_image(data: bytes) -> bool:
     return True
 
 
-def verify(path: str | Path, trust: bytes | None = None) -> Verdict:
+def verify(path: str | Path, trust: bytes | None = None, context=None) -> Verdict:
     """Check one image file's manifest (PNG or JPEG; other images are ``unsigned``):
     ``trusted`` (valid, and its chain ends at an anchor of ``trust``, PEM), ``untrusted``
     (valid, other signer), ``tampered`` (the signature or a hash fails, or the manifest is
-    broken) or ``unsigned``."""
+    broken) or ``unsigned``. ``context``: a :func:`trust_context` of ``trust`` to reuse."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -177,7 +195,7 @@ def verify(path: str | Path, trust: bytes | None = None) -> Verdict:
             raise GanforgeError(f"{path} is not an image file")
         return Verdict(str(path), "unsigned")  # a format we do not read manifests from
     try:
-        store = read_manifest_store(data, trust, mime)
+        store = read_manifest_store(data, context or trust_context(trust), mime)
     except GanforgeError as err:
         return Verdict(str(path), "tampered", failures=[str(err)])
     if store is None:

@@ -9,7 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ganforge.errors import GanforgeError
 from ganforge.provenance import watermark
-from ganforge.provenance.signing import Verdict, verify
+from ganforge.provenance.signing import Verdict, trust_context, verify
 
 
 def expected_payload(run_or_id: str) -> int:
@@ -42,10 +42,14 @@ def verify_files(
     paths: list[str | Path], trust: bytes | None = None, expect: int | None = None
 ) -> list[Verdict]:
     """A verdict per file; files without a valid manifest also get their watermark read."""
+    context = trust_context(trust)  # bad anchors: one error before any file
     verdicts = []
     for path in paths:
-        verdict = verify(path, trust)
+        verdict = verify(path, trust, context)
         if verdict.outcome in ("unsigned", "tampered"):
-            verdict.watermark = read_watermark(path, expect)
+            try:
+                verdict.watermark = read_watermark(path, expect)
+            except GanforgeError as err:  # a truncated or tiny image: say so, go on
+                verdict.watermark = {"found": False, "payload": None, "error": str(err)}
         verdicts.append(verdict)
     return verdicts

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.fft import idctn
 
 from ganforge.errors import GanforgeError
 
@@ -84,21 +83,47 @@ def payload_of(identifier: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:2], "big")
 
 
-@functools.lru_cache(maxsize=16)
-def _directions(height: int, width: int, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(projections (BITS, H*W) with orthonormal rows, dither (BITS,))`` for one size
-    and key: pixel-space images of random combinations of the low DCT basis."""
-    if min(height, width) < MIN_SIZE:
-        raise GanforgeError(f"images of {height}x{width} are too small to watermark")
-    band = [(u, v) for u in range(BAND) for v in range(BAND) if u + v > 0]
-    basis = np.zeros((len(band), height, width))
-    for row, (u, v) in enumerate(band):
-        basis[row, u, v] = 1.0
-    basis = idctn(basis, axes=(1, 2), norm="ortho").reshape(len(band), -1)
-    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-    rng = np.random.default_rng(seed)
-    mix = np.linalg.qr(rng.standard_normal((len(band), BITS)))[0].T  # (BITS, band) orthonormal
-    return mix @ basis, rng.uniform(0.0, STEP, BITS)
+def _cosines(n: int) -> np.ndarray:
+    """The first ``BAND`` orthonormal DCT-II basis vectors of length ``n``, as columns."""
+    k = np.arange(BAND)
+    basis = np.cos(np.pi * (2 * np.arange(n)[:, None] + 1) * k[None, :] / (2 * n))
+    return basis * np.where(k == 0, np.sqrt(1 / n), np.sqrt(2 / n))
+
+
+class _Directions:
+    """``BITS`` orthonormal pixel-space directions: random combinations of the low 2-D DCT
+    basis images, applied separably (rows, then columns), so that no (BITS, H*W) matrix is
+    ever built: reading a photo costs memory of the order of the photo."""
+
+    def __init__(self, height: int, width: int, key: str) -> None:
+        if min(height, width) < MIN_SIZE:
+            raise GanforgeError(f"images of {height}x{width} are too small to watermark")
+        self.size = (height, width)
+        self.rows, self.cols = _cosines(height), _cosines(width)
+        u, v = np.meshgrid(np.arange(BAND), np.arange(BAND), indexing="ij")
+        self.band = (u + v > 0).reshape(-1)  # the DC term is left out
+        seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+        rng = np.random.default_rng(seed)
+        n = int(self.band.sum())
+        self.mix = np.linalg.qr(rng.standard_normal((n, BITS)))[0].T  # (BITS, band)
+        self.dither = rng.uniform(0.0, STEP, BITS)
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """(N, H*W) -> (N, BITS)."""
+        coef = self.rows.T @ x.reshape(-1, *self.size) @ self.cols  # (N, BAND, BAND)
+        return coef.reshape(len(coef), -1)[:, self.band] @ self.mix.T
+
+    def lift(self, e: np.ndarray) -> np.ndarray:
+        """(N, BITS) -> (N, H*W): the pixel-space image of the projections ``e``."""
+        coef = np.zeros((len(e), BAND * BAND))
+        coef[:, self.band] = e @ self.mix
+        pixels = self.rows @ coef.reshape(-1, BAND, BAND) @ self.cols.T
+        return pixels.reshape(len(e), -1)
+
+
+@functools.lru_cache(maxsize=8)
+def _directions(height: int, width: int, key: str) -> _Directions:
+    return _Directions(height, width, key)
 
 
 def _bits(payload: int) -> np.ndarray:
@@ -123,19 +148,19 @@ def embed(images: np.ndarray, payload: int, key: str = DEFAULT_KEY) -> np.ndarra
     squeeze = images.ndim == 3
     x = _check_images(images)
     n, h, w, c = x.shape
-    proj, dither = _directions(h, w, key)
+    proj = _directions(h, w, key)
     alpha = x[..., 3:] if c == 4 else None
     color = x[..., :3] if c == 4 else x
     gray = color.astype(np.float64).mean(-1).reshape(n, -1)
     # The gray level may move only as far as every channel stays in [0, 255].
     low = gray - color.min(-1).reshape(n, -1)
     high = gray + 255.0 - color.max(-1).reshape(n, -1)
-    lattice = dither + bits * STEP / 2
-    target = np.round((gray @ proj.T - lattice) / STEP) * STEP + lattice
+    lattice = proj.dither + bits * STEP / 2
+    target = np.round((proj.project(gray) - lattice) / STEP) * STEP + lattice
     y, p, q = gray.copy(), np.zeros_like(gray), np.zeros_like(gray)
     for _ in range(ITERATIONS):  # Dykstra: the nearest image in {proj y = target} ∩ box
         a = y + p
-        z = a + (target - a @ proj.T) @ proj
+        z = a + proj.lift(target - proj.project(a))
         p = a - z
         b = z + q
         y = np.clip(b, low, high)
@@ -157,11 +182,11 @@ def _harden(y, target, proj, size, low, high) -> np.ndarray:
     that mean too, for a file as saved."""
     for _ in range(HARDEN_ROUNDS):
         read = _channel_reading(np.clip(np.round(y), 0, 255), proj, size)
-        y = np.clip(y + HARDEN_GAIN * (target - read) @ proj, low, high)
+        y = np.clip(y + HARDEN_GAIN * proj.lift(target - read), low, high)
     return y
 
 
-def _channel_reading(saved: np.ndarray, proj: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _channel_reading(saved: np.ndarray, proj: _Directions, size: tuple[int, int]) -> np.ndarray:
     """The mean of the projections of uint8-valued gray images (N, H*W) as they are, after
     JPEG quality ``HARDEN_JPEG`` and after a 0.5x resize read back at ``size``."""
     from ganforge.detect import degrade
@@ -170,7 +195,7 @@ def _channel_reading(saved: np.ndarray, proj: np.ndarray, size: tuple[int, int])
     jpeg = degrade.jpeg(pixels, HARDEN_JPEG)[..., 0].reshape(len(saved), -1).astype(np.float64)
     small = degrade.resize(pixels, 0.5, back=False)[..., 0].astype(np.float64)
     resized = _upsample(small, size).reshape(len(saved), -1)
-    return (saved + jpeg + resized) @ proj.T / 3
+    return proj.project(saved + jpeg + resized) / 3
 
 
 def _upsample(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -228,13 +253,13 @@ def extract(
     for size, offset, candidate in _candidates(gray, list(dict.fromkeys(sizes)), search):
         if min(size) < MIN_SIZE:
             continue
-        proj, dither = _directions(*size, key)
-        readings = [candidate.reshape(-1) @ proj.T]
+        proj = _directions(*size, key)
+        readings = [proj.project(candidate.reshape(1, -1))[0]]
         if size == (h, w):  # as saved: also the mean reading the embedder hardened
             saved = np.clip(np.round(candidate), 0, 255).reshape(1, -1)
             readings.append(_channel_reading(saved, proj, size)[0])
         for projections in readings:
-            payload, distance = _decode(projections, dither)
+            payload, distance = _decode(projections, proj.dither)
             if best is None or distance < best.distance:
                 best = Reading(payload, distance, size, offset)
     if best is None:
