@@ -11,6 +11,7 @@ from ganforge.cli import (
     audit,
     detect,
     evaluate,
+    inside,
     provenance,
     reproduce,
     robustness,
@@ -35,6 +36,7 @@ MODULES = (
     audit,
     detect,
     provenance,
+    inside,
 )
 
 

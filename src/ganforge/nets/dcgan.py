@@ -87,6 +87,11 @@ class DCGANGenerator(nn.Module):
             z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
         return self.body(self.project(z))
 
+    def layers(self) -> list[tuple[str, nn.Module]]:
+        """The modules whose outputs are the successive feature maps (``ganforge inside``)."""
+        relus = [m for m in self.body if isinstance(m, nn.ReLU)]
+        return [("project", self.project)] + [(f"up{i + 1}", m) for i, m in enumerate(relus)]
+
 
 class DCGANDiscriminator(nn.Module):
     """Maps images (N, C, S, S) [and labels (N,)] to one logit per image, shape (N,).

@@ -50,6 +50,10 @@ class MLPGenerator(nn.Module):
         x = torch.sigmoid(self.net(z)) * 2 - 1
         return x.view(-1, *self.out_shape)
 
+    def layers(self) -> list[tuple[str, nn.Module]]:
+        """The modules whose outputs are the hidden representations (``ganforge inside``)."""
+        return [("hidden1", self.net[1]), ("hidden2", self.net[3])]
+
 
 class MaxoutDiscriminator(nn.Module):
     """Maps images (N, C, H, W) to one logit per image, shape (N,)."""

@@ -123,6 +123,13 @@ class ResNetGenerator(nn.Module):
             h = stage(h)
         return torch.tanh(self.to_image(F.leaky_relu(h, SLOPE)))
 
+    def layers(self) -> list[tuple[str, nn.Module]]:
+        """The modules whose outputs are the successive representations (``ganforge
+        inside``): the projection (flat), then each stage at its resolution."""
+        return [("project", self.project)] + [
+            (f"stage{i + 1}", s) for i, s in enumerate(self.stages) if len(s)
+        ]
+
 
 class ResNetDiscriminator(nn.Module):
     """Maps images (N, C, S, S) [and labels (N,)] to one logit per image, shape (N,)."""
