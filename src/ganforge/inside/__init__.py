@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 
 from ganforge.errors import GanforgeError
-from ganforge.inside.layers import Probes, capture, fit_probes, layer_modules, layer_strip
+from ganforge.inside.layers import (
+    Probes,
+    capture,
+    fit_probes,
+    labelled,
+    layer_modules,
+    layer_strip,
+)
 
 __all__ = ["Probes", "capture", "fit_probes", "layer_modules", "layer_strip", "render_layers"]
 
@@ -43,7 +50,8 @@ def render_layers(
     report = {"run": str(run), "network": gen.network, "step": gen.step,
               "layers": probes.report(), "seeds": seeds}  # fmt: skip
     for seed in seeds:
-        picture, _ = layer_strip(gen, seed, probes, maps, class_label)
+        picture, names = layer_strip(gen, seed, probes, maps, class_label)
+        picture = labelled(picture, names)
         atomic_save(
             out / f"layers_seed{seed}.png",
             lambda p, x=picture: Image.fromarray(x).save(p, format="PNG"),

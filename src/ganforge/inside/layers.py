@@ -160,3 +160,18 @@ def layer_strip(
             y, x = r * (size[0] + pad), c * (size[1] + pad)
             out[y : y + size[0], x : x + size[1]] = cell
     return out, names
+
+
+def labelled(picture: np.ndarray, names: list[str], scale: int = 3) -> np.ndarray:
+    """The strip ``scale`` times larger (nearest), with each row's layer name at its left."""
+    from PIL import Image, ImageDraw
+
+    big = picture.repeat(scale, axis=0).repeat(scale, axis=1)
+    margin = 8 + 7 * max(len(n) for n in names)
+    canvas = Image.new("RGB", (big.shape[1] + margin, big.shape[0]), "white")
+    canvas.paste(Image.fromarray(big), (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    row = big.shape[0] / len(names)
+    for i, name in enumerate(names):
+        draw.text((4, int(row * i + row / 2 - 5)), name, fill="black")
+    return np.asarray(canvas)
