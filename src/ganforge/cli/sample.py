@@ -76,13 +76,18 @@ def add(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(run=run_interpolate)
 
 
-def _default_out(checkpoint: str, name: str) -> Path:
-    """RUN_DIR/sampled/NAME; beside a checkpoint file that is not in a run's checkpoints/."""
+def _run_folder(checkpoint: str) -> Path | None:
+    """The run folder a RUN_DIR or a file in its checkpoints/ belongs to; None for a
+    checkpoint file kept elsewhere."""
     path = Path(checkpoint)
     if path.is_dir():
-        return path / "sampled" / name
-    in_run = path.parent.name == "checkpoints"
-    return (path.parent.parent if in_run else path.parent) / "sampled" / name
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
+def _default_out(checkpoint: str, name: str) -> Path:
+    """RUN_DIR/sampled/NAME; beside a checkpoint file that is not in a run's checkpoints/."""
+    return (_run_folder(checkpoint) or Path(checkpoint).parent) / "sampled" / name
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -121,9 +126,8 @@ def _stamped(args, gen, images, labels, key) -> int:
     if out.exists():
         raise GanforgeError(f"{out} already exists; choose a new folder for individual PNGs")
     ident = generator_id(gen)
-    source = Path(args.checkpoint).resolve()
-    in_run = source.is_file() and source.parent.name == "checkpoints"
-    run = source.name if source.is_dir() else source.parent.parent.name if in_run else source.stem
+    folder = _run_folder(args.checkpoint)
+    run = folder.resolve().name if folder else Path(args.checkpoint).stem
     stamp_pngs(images, out, ident, args.seed, labels, run, key, args.watermark)
     said = [f"generator {ident[:12]}"]
     if key is not None:

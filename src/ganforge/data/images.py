@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from ganforge.nets.spec import DataSpec
@@ -59,6 +61,12 @@ class ImageSet:
 def to_float(images: Tensor) -> Tensor:
     """uint8 [0, 255] -> float32 [-1, 1]."""
     return images.float().mul_(2.0 / 255.0).sub_(1.0)
+
+
+def to_pil(hwc: Tensor | np.ndarray) -> Image.Image:
+    """One uint8 HWC image (1, 3 or 4 channels) as a PIL image: gray ("L") for one."""
+    array = hwc.numpy() if isinstance(hwc, Tensor) else hwc
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
 
 def to_uint8(images: Tensor) -> Tensor:

@@ -13,9 +13,7 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-
-def _pil(hwc: np.ndarray) -> Image.Image:
-    return Image.fromarray(hwc[..., 0] if hwc.shape[-1] == 1 else hwc)
+from ganforge.data.images import to_pil
 
 
 def _array(image: Image.Image, channels: int) -> np.ndarray:
@@ -28,7 +26,7 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     out = np.empty_like(images)
     for i, hwc in enumerate(images):
         buf = io.BytesIO()
-        _pil(hwc).save(buf, format="JPEG", quality=int(quality))
+        to_pil(hwc).save(buf, format="JPEG", quality=int(quality))
         out[i] = _array(Image.open(buf), images.shape[-1])
     return out
 
@@ -39,7 +37,7 @@ def resize(images: np.ndarray, scale: float, back: bool = True) -> np.ndarray:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     out = []
     for hwc in images:
-        small = _pil(hwc).resize(size, Image.BICUBIC)
+        small = to_pil(hwc).resize(size, Image.BICUBIC)
         out.append(_array(small.resize((w, h), Image.BICUBIC) if back else small, c))
     return np.stack(out)
 
@@ -47,7 +45,7 @@ def resize(images: np.ndarray, scale: float, back: bool = True) -> np.ndarray:
 def blur(images: np.ndarray, sigma: float) -> np.ndarray:
     out = np.empty_like(images)
     for i, hwc in enumerate(images):
-        out[i] = _array(_pil(hwc).filter(ImageFilter.GaussianBlur(sigma)), images.shape[-1])
+        out[i] = _array(to_pil(hwc).filter(ImageFilter.GaussianBlur(sigma)), images.shape[-1])
     return out
 
 

@@ -34,6 +34,7 @@ from ganforge.errors import GanforgeError, Interrupted
 from ganforge.io.atomic import atomic_write_bytes
 from ganforge.io.rundir import check_out_folder
 from ganforge.robustness.models import CLASSIFIERS, build_classifier, save_classifier
+from ganforge.robustness.training import to_unit
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import pick_device
 from ganforge.train.engine import Engine, Phase, Players, Recipe
@@ -121,8 +122,7 @@ def real_images(dataset: str, split: str, n: int, seed: int, data_dir=None, down
 
 def as_input(images: np.ndarray | Tensor) -> Tensor:
     """uint8 NHWC -> the network's float NCHW in [0, 1]."""
-    x = torch.as_tensor(images)
-    return x.permute(0, 3, 1, 2).float().div_(255.0)
+    return to_unit(torch.as_tensor(images).permute(0, 3, 1, 2))
 
 
 @torch.no_grad()
@@ -185,7 +185,7 @@ class DetectorRecipe(Recipe):
     def d_main(self, step: int) -> dict[str, Tensor]:
         i = self.batches.next()
         model = self.players["detector"].train()
-        loss = F.cross_entropy(model(self.x[i].float().div_(255.0)), self.y[i])
+        loss = F.cross_entropy(model(to_unit(self.x[i])), self.y[i])
         self.players.step("detector", loss)
         return {"loss": loss.detach()}
 

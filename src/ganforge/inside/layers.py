@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.data.images import to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.sampling import LoadedGenerator, noise
 
@@ -38,12 +39,13 @@ def capture(
     gen: LoadedGenerator, z: Tensor, labels: Tensor | None = None
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Each layer's output (N, ...) for latents ``z``, and the images (N, C, H, W)."""
-    seen: dict[str, list[Tensor]] = {name: [] for name, _ in layer_modules(gen)}
+    layers = layer_modules(gen)
+    seen: dict[str, list[Tensor]] = {name: [] for name, _ in layers}
 
     def keep(name: str):  # the generator may run in chunks: keep every chunk's output
         return lambda _module, _inputs, out: seen[name].append(out.clone())
 
-    hooks = [module.register_forward_hook(keep(name)) for name, module in layer_modules(gen)]
+    hooks = [module.register_forward_hook(keep(name)) for name, module in layers]
     try:
         with torch.no_grad():
             images = gen(z.to(gen.device), labels)
@@ -116,9 +118,8 @@ def fit_probes(gen: LoadedGenerator, n: int = 2000, steps: int = 300, seed: int 
 
 def _to_pixels(x: Tensor) -> np.ndarray:
     """(C, H, W) in [-1, 1] -> uint8 (H, W, 3)."""
-    x = x.clamp(-1, 1).add(1).mul(127.5).round().byte()
-    x = x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]
-    return x.permute(1, 2, 0).numpy()
+    hwc = to_uint8(x[None])[0]
+    return (hwc.expand(-1, -1, 3) if hwc.shape[2] == 1 else hwc[..., :3]).numpy()
 
 
 def _map_pixels(m: Tensor, size: tuple[int, int]) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,22 +36,6 @@ def default_folder() -> Path:
     """``$GANFORGE_KEYS``, else ``~/.config/ganforge/keys``."""
     env = os.environ.get(ENV)
     return Path(env) if env else Path.home() / ".config" / "ganforge" / "keys"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomically write ``data`` readable by its owner alone (never world-readable, not even
-    for a moment: the temporary file is created 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _refuse_run_folder(folder: Path) -> None:
@@ -133,7 +116,7 @@ def init_test_keys(folder: str | Path | None = None, force: bool = False) -> Pat
     key_pem = key.private_bytes(
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_private(folder / KEY, key_pem)
+    atomic_write_bytes(folder / KEY, key_pem, mode=0o600)
     atomic_write_bytes(folder / CERT, cert.public_bytes(pem) + ca.public_bytes(pem))
     atomic_write_bytes(folder / CA, ca.public_bytes(pem))
     return folder

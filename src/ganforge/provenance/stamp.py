@@ -6,10 +6,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from PIL import Image
 from torch import Tensor
 
-from ganforge.data.images import to_uint8
+from ganforge.data.images import to_pil, to_uint8
 from ganforge.provenance import watermark
 from ganforge.provenance.keys import SigningKey
 from ganforge.provenance.signing import sign_png
@@ -39,7 +38,7 @@ def stamp_pngs(
         name = f"{i:05d}" + ("" if label is None else f"_class{label}") + ".png"
         hwc = pixels[i]
         buf = io.BytesIO()
-        Image.fromarray(hwc[..., 0] if hwc.shape[-1] == 1 else hwc).save(buf, format="PNG")
+        to_pil(hwc).save(buf, format="PNG")
         data = buf.getvalue()
         if key is not None:
             generation = {"generator_id": generator, "run": run, "seed": seed, "index": i,

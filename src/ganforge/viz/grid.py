@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from ganforge.data.images import to_uint8
+from ganforge.data.images import to_pil, to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.io.atomic import atomic_path
 
@@ -27,16 +27,11 @@ def grid_image(images: Tensor, nrow: int | None = None, padding: int = 2) -> Ten
     return to_uint8(grid.unsqueeze(0))[0]
 
 
-def _pil(hwc: Tensor) -> Image.Image:
-    array = hwc.numpy()
-    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-
-
 def save_image(hwc: Tensor, path: str | Path, upscale: int = 1) -> None:
     """Save a uint8 HWC tensor in the format ``path``'s suffix names, atomically."""
     path = Path(path)
     fmt = _format(path)
-    img = _pil(hwc)
+    img = to_pil(hwc)
     if upscale > 1:
         img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)
     with atomic_path(path) as tmp:
@@ -49,7 +44,7 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, upscale
 
 def save_gif(frames: Tensor, path: str | Path, duration_ms: int = 80, upscale: int = 4) -> None:
     """Animate float NCHW frames in [-1, 1] (one image per frame), looping back and forth."""
-    pics = [_pil(hwc) for hwc in to_uint8(frames)]
+    pics = [to_pil(hwc) for hwc in to_uint8(frames)]
     if upscale > 1:
         pics = [p.resize((p.width * upscale, p.height * upscale), Image.NEAREST) for p in pics]
     pics = pics + pics[-2:0:-1]
@@ -104,7 +99,7 @@ def save_pngs(images: Tensor, folder: str | Path, labels: Tensor | None = None) 
 
     def encode(i: int) -> tuple[str, bytes]:
         buf = io.BytesIO()
-        _pil(pixels[i]).save(buf, format="PNG")
+        to_pil(pixels[i]).save(buf, format="PNG")
         tag = "" if labels is None else f"_class{int(labels[i])}"
         return f"{i:05d}{tag}.png", buf.getvalue()
 
