@@ -61,6 +61,8 @@ def test_render_layers_writes_strips_and_refuses_bad_input(tmp_path, uncond_run)
         render_layers(uncond_run, tmp_path / "out", [0])
     with pytest.raises(GanforgeError, match="seed"):
         render_layers(uncond_run, tmp_path / "other", [-1])
+    with pytest.raises(GanforgeError, match="memory"):
+        render_layers(uncond_run, tmp_path / "other", [0], samples=10**12)
     with pytest.raises(GanforgeError, match="class"):
         render_layers(uncond_run, tmp_path / "other", [0], class_label=3)
     with pytest.raises(GanforgeError):

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ganforge.data.images import to_uint8
 from ganforge.errors import GanforgeError
+from ganforge.resources import require_image_memory
 from ganforge.sampling import LoadedGenerator, noise
 
 IMAGE = "image"
@@ -96,6 +97,8 @@ def fit_probes(gen: LoadedGenerator, n: int = 2000, steps: int = 300, seed: int 
     """Fit each layer's probe on ``n`` samples (the last fifth held out for the error)."""
     if n < 10 or steps < 1:
         raise GanforgeError("probes need at least 10 samples and 1 step")
+    spec = gen.spec
+    require_image_memory(n, spec.channels, spec.image_size, gen.z_dim, f"{n:,} probe samples")
     z = noise(n, gen.z_dim, seed)
     labels = gen.labels(n, None, seed)
     features, images = capture(gen, z, labels)
