@@ -194,6 +194,24 @@ def one_line_error():
     return assert_one_line_error
 
 
+# -- what a change inside a generator can reach -------------------------------------------
+
+
+def dcgan_reach(cells: torch.Tensor, upsamplings: int) -> torch.Tensor:
+    """Where a DCGAN's 4x4, stride 2, padding 1 transposed convolutions can carry a change
+    in ``cells`` (bool (h, w)): computed from the architecture, not by running a generator."""
+    x = cells.float()[None, None]
+    for _ in range(upsamplings):
+        x = (torch.nn.functional.conv_transpose2d(x, torch.ones(1, 1, 4, 4), stride=2, padding=1)
+             > 0).float()  # fmt: skip
+    return x[0, 0] > 0
+
+
+@pytest.fixture(scope="session")
+def reach():
+    return dcgan_reach
+
+
 # -- comparing saved states ------------------------------------------------------------------
 
 

@@ -69,6 +69,28 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     return generator_from_state(load_checkpoint(path, kind="gan"), path, device)
 
 
+def load_critic(path: str | Path, device: str = "cpu") -> tuple[LoadedGenerator, nn.Module]:
+    """The EMA generator and the trained discriminator (eval mode, no gradients to its
+    weights) of a run folder or checkpoint file."""
+    if Path(path).is_dir():
+        require_kind(path, "gan")
+    return critic_from_state(load_checkpoint(path, kind="gan"), path, device)
+
+
+def critic_from_state(
+    state: dict, path: str | Path, device: str = "cpu"
+) -> tuple[LoadedGenerator, nn.Module]:
+    """:func:`load_critic` for an already loaded GAN checkpoint."""
+    gen = generator_from_state(state, path, device)
+    _, d = networks_from_state(state, path)
+    try:
+        weights = state["players"]["discriminator"]
+    except (KeyError, TypeError) as err:
+        raise GanforgeError(f"{path} holds an incomplete GAN checkpoint ({err})") from None
+    load_state(d, weights, "discriminator", gen.network)
+    return gen, d.to(gen.device).eval().requires_grad_(False)
+
+
 def networks_from_state(state: dict, path: str | Path) -> tuple[nn.Module, nn.Module]:
     """``(generator, discriminator)`` as a GAN checkpoint's config builds them (untrained);
     ``path`` names the checkpoint in errors."""

@@ -1,5 +1,9 @@
-"""Looking inside a trained generator (Bau et al.'s GAN Dissection, for the project's own
-small GANs). So far: what each layer holds (:mod:`.layers`)."""
+"""Looking inside a trained generator (Bau et al.'s GAN Dissection and GANPaint, for the
+project's own small GANs): what each layer holds (:mod:`.layers`), which units draw what
+(:mod:`.dissect`), the paintbrush (:mod:`.paintbrush`), dreaming through the critic
+(:mod:`.dream`), latent directions (:mod:`.directions`) and the web explorer
+(:mod:`.explorer`). The functions here write a command's pictures and JSON into a new
+folder."""
 
 from __future__ import annotations
 
@@ -16,7 +20,28 @@ from ganforge.inside.layers import (
     layer_strip,
 )
 
-__all__ = ["Probes", "capture", "fit_probes", "layer_modules", "layer_strip", "render_layers"]
+__all__ = [
+    "Probes", "capture", "dissect_run", "dream_run", "fit_probes", "layer_modules",
+    "layer_strip", "render_layers",
+]  # fmt: skip
+
+
+def _new_folder(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanforgeError(f"{out} already exists and is not an empty folder; choose another")
+    return out
+
+
+def _write(out: Path, name: str, picture=None, report: dict | None = None) -> None:
+    from PIL import Image
+
+    from ganforge.io.atomic import atomic_save, atomic_write_bytes
+
+    if picture is not None:
+        atomic_save(out / name, lambda p: Image.fromarray(picture).save(p, format="PNG"))
+    if report is not None:
+        atomic_write_bytes(out / name, (json.dumps(report, indent=2) + "\n").encode())
 
 
 def render_layers(
@@ -31,14 +56,9 @@ def render_layers(
 ) -> dict:
     """Write ``layers_seed<S>.png`` for each seed and ``layers.json`` (each layer's shape
     and probe error) into the new folder ``out``; returns the JSON's content."""
-    from PIL import Image
-
-    from ganforge.io.atomic import atomic_save, atomic_write_bytes
     from ganforge.sampling import check_seed, load_generator
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GanforgeError(f"{out} already exists and is not an empty folder; choose another")
+    out = _new_folder(out)
     if not seeds or maps < 0:
         raise GanforgeError("give at least one seed, and a number of maps >= 0")
     for seed in seeds:
@@ -51,10 +71,69 @@ def render_layers(
               "layers": probes.report(), "seeds": seeds}  # fmt: skip
     for seed in seeds:
         picture, names = layer_strip(gen, seed, probes, maps, class_label)
-        picture = labelled(picture, names)
-        atomic_save(
-            out / f"layers_seed{seed}.png",
-            lambda p, x=picture: Image.fromarray(x).save(p, format="PNG"),
-        )
-    atomic_write_bytes(out / "layers.json", (json.dumps(report, indent=2) + "\n").encode())
+        _write(out, f"layers_seed{seed}.png", labelled(picture, names))
+    _write(out, "layers.json", report=report)
+    return report
+
+
+def dissect_run(
+    run: str | Path,
+    out: str | Path,
+    layer: str,
+    samples: int = 2000,
+    quantile: float = 0.95,
+    k: int = 4,
+    top: int = 12,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Dissect ``layer`` of the run's generator: ``dissect.json`` (units ranked by IoU, the
+    best unit per concept, the ablation table), ``dissect.png`` (the ``top`` units on their
+    strongest samples) and ``ablation.png`` into the new folder ``out``."""
+    from ganforge.inside.dissect import ablation_plot, dissect, dissection_picture
+    from ganforge.sampling import load_generator
+
+    out = _new_folder(out)
+    if top < 1:
+        raise GanforgeError(f"--top must be at least 1, got {top}")
+    gen = load_generator(run, device)
+    result = dissect(gen, layer, samples, quantile, k, progress=progress)
+    report = {"run": str(run), "network": gen.network, "step": gen.step, **result.report()}
+    _write(out, "dissect.png", dissection_picture(result, top))
+    ablation_plot(result, out / "ablation.png")
+    _write(out, "dissect.json", report=report)
+    return report
+
+
+def dream_run(
+    run: str | Path,
+    out: str | Path,
+    seeds: list[int],
+    target: str = "critic",
+    space: str = "latent",
+    steps: int = 60,
+    lr: float | None = None,
+    class_label: int | None = None,
+    device: str = "cpu",
+) -> dict:
+    """Dream from each seed's sample (see :func:`.dream.dream`): ``dream_seed<S>.png`` with
+    the steps and ``dream.json`` into the new folder ``out``."""
+    from ganforge.inside.dream import dream, dream_picture
+    from ganforge.sampling import check_seed, load_critic
+
+    out = _new_folder(out)
+    if not seeds:
+        raise GanforgeError("give at least one seed")
+    for seed in seeds:
+        check_seed(seed)
+    gen, critic = load_critic(run, device)
+    report = {"run": str(run), "network": gen.network, "step": gen.step, "dreams": {}}
+    pictures = {}
+    for seed in seeds:
+        result = dream(gen, critic, seed, target, space, steps, lr, class_label=class_label)
+        report["dreams"][str(seed)] = result.report()
+        pictures[seed] = dream_picture(result)
+    for seed, picture in pictures.items():
+        _write(out, f"dream_seed{seed}.png", picture)
+    _write(out, "dream.json", report=report)
     return report

@@ -140,8 +140,14 @@ def layer_strip(
     with the decoded render first and then the ``maps`` most active channels' maps; the
     last row is the image. Returns it and the row names."""
     z = noise(1, gen.z_dim, seed)
-    labels = gen.labels(1, class_label, seed)
-    features, image = capture(gen, z, labels)
+    features, image = capture(gen, z, gen.labels(1, class_label, seed))
+    return strip_of(features, image, probes, maps)
+
+
+def strip_of(
+    features: dict[str, Tensor], image: Tensor, probes: Probes, maps: int = 6
+) -> tuple[np.ndarray, list[str]]:
+    """:func:`layer_strip` for one image's captured ``features`` and the ``image`` itself."""
     decoded = probes.decode(features)
     size = tuple(image.shape[2:])
     rows, names = [], []

@@ -100,8 +100,8 @@ def audit_run(
     the black-box attack draws ``samples`` images from the averaged generator."""
     from ganforge.io.rundir import require_kind
     from ganforge.privacy.recipe import checkpoint_privacy
-    from ganforge.sampling import generator_from_state, networks_from_state, sample
-    from ganforge.train.checkpoint import load_checkpoint, load_state
+    from ganforge.sampling import critic_from_state, sample
+    from ganforge.train.checkpoint import load_checkpoint
 
     if n < 10:
         raise GanforgeError(f"the audit needs at least 10 candidates a side (-n), got {n}")
@@ -122,9 +122,7 @@ def audit_run(
         progress=False,
     )  # fmt: skip
     m, ml, nm, nml = split_members(train.images, train.labels, test.images, test.labels, n, seed)
-    gen = generator_from_state(state, run, device)
-    _, d = networks_from_state(state, run)
-    load_state(d, state["players"]["discriminator"], "discriminator", gen.network)
+    gen, d = critic_from_state(state, run, device)
     if gen.num_classes and not gen.class_conditional:
         white = None  # the critic wants each candidate's k-means cluster, unknown for new ones
     else:
