@@ -58,9 +58,7 @@ class Explorer:
         self, gen: LoadedGenerator, probe_samples: int = 1000, probe_steps: int = 150
     ) -> None:
         self.gen = gen
-        self.shapes = layer_shapes(gen)
-        if not self.shapes:
-            raise GanforgeError(f"the {gen.network} generator has no feature-map layers to explore")
+        self.shapes = layer_shapes(gen)  # empty for the 2014 MLP: no units with a place
         self.probes = fit_probes(gen, probe_samples, probe_steps)
         self.levels = {name: unit_levels(gen, name, 300) for name in self.shapes}
         self.brush_units = self._stroke_units(300)

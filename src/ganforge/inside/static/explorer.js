@@ -36,8 +36,8 @@ function directionSliders() {
   info.directions.forEach((name, i) => {
     const row = document.createElement("div");
     row.className = "direction";
-    row.innerHTML = `<label>${name}<br><input type="range" id="dir-${i}" min="-4" max="4"
-      step="0.1" value="0" data-name="${name}"> <output id="dir-${i}-value">0</output></label>`;
+    row.innerHTML = `<label for="dir-${i}">${name}</label><input type="range" id="dir-${i}"
+      min="-4" max="4" step="0.1" value="0"><output id="dir-${i}-value">0</output>`;
     box.appendChild(row);
     const slider = row.querySelector("input");
     slider.addEventListener("input", () => {
@@ -160,9 +160,13 @@ async function start() {
     render();
   });
   directionSliders();
-  brushControls();
-  unitToggles();
-  paintbrush();
+  if (info.layers.length) {
+    brushControls();
+    unitToggles();
+    paintbrush();
+  } else {  // flat layers only (the 2014 MLP): nothing to toggle or paint
+    document.querySelectorAll(".needs-maps").forEach((e) => { e.hidden = true; });
+  }
   await render();
 }
 
