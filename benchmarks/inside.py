@@ -64,7 +64,7 @@ def dissection_figures(gen, layers: list[str], k: int) -> dict:
         }
         if layer == layers[-1]:
             save_png(dissection_picture(result, top=8), "inside_dissect.png")
-            ablation_plot(result, RESULTS / "inside_ablation.png")
+            (RESULTS / "inside_ablation.png").write_bytes(ablation_plot(result))
         print(f"{layer}: dissected in {seconds:.1f} s; median top-k/random "
               f"{out[layer]['median_top_over_random']}")  # fmt: skip
     return out

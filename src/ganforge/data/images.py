@@ -69,6 +69,18 @@ def to_pil(hwc: Tensor | np.ndarray) -> Image.Image:
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
 
+def png_bytes(hwc: Tensor | np.ndarray, scale: int = 1) -> bytes:
+    """One uint8 HWC image as PNG file bytes, ``scale`` times larger (nearest)."""
+    import io
+
+    image = to_pil(hwc)
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def to_uint8(images: Tensor) -> Tensor:
     """float [-1, 1] NCHW -> uint8 [0, 255] NHWC (the file boundary), on the CPU."""
     x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)

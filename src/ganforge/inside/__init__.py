@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ganforge.data.images import png_bytes
 from ganforge.errors import GanforgeError
 from ganforge.inside.layers import (
     Probes,
@@ -27,21 +28,33 @@ __all__ = [
 
 
 def _new_folder(out: str | Path) -> Path:
+    """``out`` if it can become the command's new folder: absent or empty, with a place
+    to write it (checked before the work, so a bad path fails at once)."""
+    import tempfile
+
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GanforgeError(f"{out} already exists and is not an empty folder; choose another")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)).rmdir()
+    except OSError as err:
+        raise GanforgeError(f"cannot write {out}: {err.strerror or err}") from None
     return out
 
 
-def _write(out: Path, name: str, picture=None, report: dict | None = None) -> None:
-    from PIL import Image
+def _json(report: dict) -> bytes:
+    return (json.dumps(report, indent=2) + "\n").encode()
 
-    from ganforge.io.atomic import atomic_save, atomic_write_bytes
 
-    if picture is not None:
-        atomic_save(out / name, lambda p: Image.fromarray(picture).save(p, format="PNG"))
-    if report is not None:
-        atomic_write_bytes(out / name, (json.dumps(report, indent=2) + "\n").encode())
+def _write(out: Path, files: dict[str, bytes]) -> None:
+    """All of ``files`` into the new folder ``out`` at once: it appears whole or not at all."""
+    from ganforge.viz.grid import write_folder
+
+    if out.is_dir():
+        out.rmdir()  # empty (checked); write_folder renames the finished folder into place
+    names = list(files)
+    write_folder(out, len(names), lambda i: (names[i], files[names[i]]))
 
 
 def render_layers(
@@ -69,10 +82,12 @@ def render_layers(
     probes = fit_probes(gen, samples, steps)
     report = {"run": str(run), "network": gen.network, "step": gen.step,
               "layers": probes.report(), "seeds": seeds}  # fmt: skip
+    files = {}
     for seed in seeds:
         picture, names = layer_strip(gen, seed, probes, maps, class_label)
-        _write(out, f"layers_seed{seed}.png", labelled(picture, names))
-    _write(out, "layers.json", report=report)
+        files[f"layers_seed{seed}.png"] = png_bytes(labelled(picture, names))
+    files["layers.json"] = _json(report)
+    _write(out, files)
     return report
 
 
@@ -99,9 +114,9 @@ def dissect_run(
     gen = load_generator(run, device)
     result = dissect(gen, layer, samples, quantile, k, progress=progress)
     report = {"run": str(run), "network": gen.network, "step": gen.step, **result.report()}
-    _write(out, "dissect.png", dissection_picture(result, top))
-    ablation_plot(result, out / "ablation.png")
-    _write(out, "dissect.json", report=report)
+    files = {"dissect.png": png_bytes(dissection_picture(result, top)),
+             "ablation.png": ablation_plot(result), "dissect.json": _json(report)}  # fmt: skip
+    _write(out, files)
     return report
 
 
@@ -133,7 +148,7 @@ def dream_run(
         result = dream(gen, critic, seed, target, space, steps, lr, class_label=class_label)
         report["dreams"][str(seed)] = result.report()
         pictures[seed] = dream_picture(result)
-    for seed, picture in pictures.items():
-        _write(out, f"dream_seed{seed}.png", picture)
-    _write(out, "dream.json", report=report)
+    files = {f"dream_seed{seed}.png": png_bytes(picture) for seed, picture in pictures.items()}
+    files["dream.json"] = _json(report)
+    _write(out, files)
     return report

@@ -240,14 +240,15 @@ def dissection_picture(result: Dissection, top: int = 12, examples: int = 6) -> 
     return np.asarray(canvas)
 
 
-def ablation_plot(result: Dissection, path) -> None:
-    """Bars: the effect of removing each concept's top-k units against k random units."""
+def ablation_plot(result: Dissection) -> bytes:
+    """A PNG of bars: the effect of removing each concept's top-k units against k random
+    units."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ganforge.io.atomic import atomic_save
 
     rows = result.ablation
     x = np.arange(len(rows))
@@ -261,5 +262,7 @@ def ablation_plot(result: Dissection, path) -> None:
     ax.set_title(f"layer {result.layer}: switching off k={k} units")
     ax.legend(frameon=False)
     fig.tight_layout()
-    atomic_save(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    return buffer.getvalue()

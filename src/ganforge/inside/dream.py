@@ -10,6 +10,7 @@ gap between what the critic likes and what a classifier recognises.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ from ganforge.inside.units import check_layer, check_units
 from ganforge.sampling import LoadedGenerator, noise
 
 SPACES = ("latent", "image")
+MAX_STEPS = 100_000  # minutes on a CPU; beyond, a typo rather than a wish
+MAX_FRAMES = 50
 
 
 @dataclass
@@ -70,8 +73,13 @@ def dream(
     activation) from the sample of ``seed`` by ``steps`` Adam steps in ``space``."""
     if space not in SPACES:
         raise GanforgeError(f"dream in the latent or the image, not {space!r}")
-    if steps < 1 or frames < 2:
-        raise GanforgeError("a dream needs at least 1 step and 2 frames")
+    if not 1 <= steps <= MAX_STEPS or not 2 <= frames <= MAX_FRAMES:
+        raise GanforgeError(
+            f"a dream takes 1..{MAX_STEPS:,} steps and 2..{MAX_FRAMES} frames, "
+            f"got {steps} and {frames}"
+        )
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise GanforgeError(f"the step size must be a positive number, got {lr}")
     unit = None
     if target != "critic":
         layer, _, u = target.partition(":")

@@ -16,7 +16,6 @@ get status 400 and ``{"error": "<one line>"}``.
 from __future__ import annotations
 
 import base64
-import io
 import socket
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ganforge.data.images import png_bytes, to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.inside.concepts import digit_concepts
 from ganforge.inside.directions import class_directions, sefa_directions, walk
@@ -38,15 +38,8 @@ STATIC = Path(__file__).with_name("static")
 BRUSH_UNITS = 4
 
 
-def _png(picture: np.ndarray, scale: int = 1) -> str:
-    from PIL import Image
-
-    image = Image.fromarray(picture)
-    if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+def _data_url(picture: np.ndarray, scale: int = 1) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(picture, scale)).decode()
 
 
 class Explorer:
@@ -144,13 +137,11 @@ class Explorer:
         with edited(self.gen, edits):
             features, image = capture(self.gen, z, labels)
         strip, names = strip_of(features, image, self.probes, maps=6)
-        from ganforge.data.images import to_uint8
-
         pixels = to_uint8(image)[0].numpy()
         pixels = np.repeat(pixels, 3, 2) if pixels.shape[2] == 1 else pixels[..., :3]
         return {
-            "image": _png(pixels),
-            "strip": _png(labelled(strip, names, scale=2)),
+            "image": _data_url(pixels),
+            "strip": _data_url(labelled(strip, names, scale=2)),
             "ms": round(1000 * (time.perf_counter() - start), 1),
         }
 

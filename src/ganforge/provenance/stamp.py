@@ -3,12 +3,11 @@ invisible watermark in its pixels, or both (the mark first, so the signature cov
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from torch import Tensor
 
-from ganforge.data.images import to_pil, to_uint8
+from ganforge.data.images import png_bytes, to_uint8
 from ganforge.provenance import watermark
 from ganforge.provenance.keys import SigningKey
 from ganforge.provenance.signing import sign_png
@@ -36,10 +35,7 @@ def stamp_pngs(
     def encode(i: int) -> tuple[str, bytes]:
         label = None if labels is None else int(labels[i])
         name = f"{i:05d}" + ("" if label is None else f"_class{label}") + ".png"
-        hwc = pixels[i]
-        buf = io.BytesIO()
-        to_pil(hwc).save(buf, format="PNG")
-        data = buf.getvalue()
+        data = png_bytes(pixels[i])
         if key is not None:
             generation = {"generator_id": generator, "run": run, "seed": seed, "index": i,
                           "class": label, "watermark": watermark.payload_of(generator) if mark

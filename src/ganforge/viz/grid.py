@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from ganforge.data.images import to_pil, to_uint8
+from ganforge.data.images import png_bytes, to_pil, to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.io.atomic import atomic_path
 
@@ -98,10 +97,8 @@ def save_pngs(images: Tensor, folder: str | Path, labels: Tensor | None = None) 
     pixels = to_uint8(images)
 
     def encode(i: int) -> tuple[str, bytes]:
-        buf = io.BytesIO()
-        to_pil(pixels[i]).save(buf, format="PNG")
         tag = "" if labels is None else f"_class{int(labels[i])}"
-        return f"{i:05d}{tag}.png", buf.getvalue()
+        return f"{i:05d}{tag}.png", png_bytes(pixels[i])
 
     write_folder(Path(folder), len(pixels), encode)
 
