@@ -190,6 +190,9 @@ def test_dissect_and_dream_write_their_folders(tmp_path, uncond_run):
                          progress=False)  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
         "ablation.png", "dissect.json", "dissect.png"]  # fmt: skip
+    from ganforge.io.atomic import current_umask
+
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~current_umask()  # not 0700
     saved = json.loads((tmp_path / "d" / "dissect.json").read_text())
     assert saved == report and report["units"] == len(report["ranked"])
     ious = [r["iou"] for r in report["ranked"]]

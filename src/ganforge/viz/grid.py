@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ganforge.data.images import png_bytes, to_pil, to_uint8
 from ganforge.errors import GanforgeError
-from ganforge.io.atomic import atomic_path
+from ganforge.io.atomic import atomic_path, current_umask
 
 
 def grid_image(images: Tensor, nrow: int | None = None, padding: int = 2) -> Tensor:
@@ -87,6 +87,7 @@ def write_folder(folder: Path, n: int, encode: Callable[[int], tuple[str, bytes]
         for i in range(n):
             name, data = encode(i)
             (tmp / name).write_bytes(data)
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
