@@ -48,15 +48,53 @@ def test_the_api_renders_and_refuses_bad_requests(explorer):
          "64 characters"),
         ({"strokes": [{"layer": "project", "units": [0], "mode": "blur", "mask": "0" * 64}]},
          "inserts or removes"),
-        ({"class": 3}, "conditional"), ([1, 2], "JSON object"),
+        ({"class": 3}, "conditional"), ([1, 2], "JSON object"), ({"off": [1]}, "'off'"),
+        ({"strokes": 5}, "'strokes'"), ({"strokes": [{}] * 201}, "at most 200"),
+        ({"strokes": [{"layer": ["x"], "units": [0], "mode": "insert", "mask": "0" * 64}]},
+         "no feature-map layer"),
     ]:  # fmt: skip
         reply = client.post("/api/render", json=body)
         assert reply.status_code == 400, body
         error = reply.get_json()["error"]
         assert fragment in error and "\n" not in error, (body, error)
-    assert client.post("/api/render", data="not json").status_code == 400
+    # Only JSON, only to this machine's names, only small: what another site could send
+    # (a text/plain post, a rebound host name) or a flood is refused before any work.
+    assert (
+        client.post("/api/render", data='{"seed": 1}', content_type="text/plain").status_code == 415
+    )
+    assert client.post("/api/render", data="not json", content_type="application/json"
+                       ).status_code == 400  # fmt: skip
+    assert client.post("/api/render", json={"seed": 1}, headers={"Host": "evil.example:8050"}
+                       ).status_code == 403  # fmt: skip
+    assert client.post("/api/render", json={"seed": 1}, headers={"Host": "[::1]:8050"}
+                       ).status_code == 200  # fmt: skip
+    huge = client.post("/api/render", json={"off": {"project": [0] * 400_000}})
+    assert huge.status_code == 413 and "at most" in huge.get_json()["error"]
     assert client.get("/").status_code == 200 and b"explorer.js" in client.get("/").data
     assert client.get("/static/explorer.js").status_code == 200
+
+
+def test_concurrent_requests_do_not_see_each_others_edits(explorer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    plain, off = {"seed": 4}, {"seed": 4, "off": {"project": list(range(8))}}
+    want = {k: explorer.render(r)["image"] for k, r in (("plain", plain), ("off", off))}
+    assert want["plain"] != want["off"]
+    jobs = [("plain", plain), ("off", off)] * 40
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda job: (job[0], explorer.render(job[1])["image"]), jobs))
+    assert all(image == want[kind] for kind, image in got)
+
+
+def test_a_conditional_generator_in_the_explorer(cond_run):
+    explorer = Explorer(load_generator(cond_run), probe_samples=60, probe_steps=5)
+    info = explorer.info()
+    assert len(info["classes"]) == 10
+    assert not any(d.startswith("class ") for d in info["directions"])  # the class input
+    images = {explorer.render({"seed": 1, "class": c})["image"] for c in (0, 5)}
+    assert len(images) == 2
+    with pytest.raises(GanforgeError, match="out of range"):
+        explorer.render({"seed": 1, "class": 10})
 
 
 def test_a_port_in_use_is_a_one_line_error(tmp_path, uncond_run, cli_many, one_line_error):

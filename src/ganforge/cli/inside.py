@@ -84,15 +84,10 @@ def run_inside(args: argparse.Namespace) -> int:
             args.source, args.out, args.layer, samples, args.quantile, args.k, args.top,
             args.device,
         )  # fmt: skip
+        from ganforge.inside.dissect import ablation_table
+
         print(f"layer {report['layer']}: {report['units']} units over {report['samples']} samples")
-        print(f"{'concept':>9s}  best unit  IoU    top-{args.k} off  random {args.k} off")
-        for row in report["ablation"]:
-            best = report["best_per_concept"][row["concept"]]
-            print(
-                f"{row['concept']:>9s}  {best['unit']:>9d}  {best['iou']:.3f}  "
-                f"{row['effect_top_k']:>10.3f}  {row['effect_random_mean']:.3f} "
-                f"± {row['effect_random_sd']:.3f}"
-            )
+        print(ablation_table(report))
         print(f"wrote dissect.json, dissect.png and ablation.png to {args.out}")
     else:
         report = dream_run(

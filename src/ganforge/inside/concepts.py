@@ -15,6 +15,8 @@ Images are float (N, C, H, W) in [-1, 1]; every concept is a bool (N, H, W) mask
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -51,7 +53,8 @@ def _holes(ink: Tensor) -> Tensor:
     outside = torch.zeros_like(background)
     outside[..., 0, :], outside[..., -1, :] = background[..., 0, :], background[..., -1, :]
     outside[..., :, 0], outside[..., :, -1] = background[..., :, 0], background[..., :, -1]
-    cross = torch.tensor([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=torch.float32)[None, None]
+    cross = torch.tensor([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=torch.float32, device=ink.device)
+    cross = cross[None, None]
     while True:
         grown = (F.conv2d(outside.float(), cross, padding=1) > 0) & background
         if torch.equal(grown, outside):
@@ -62,7 +65,8 @@ def _holes(ink: Tensor) -> Tensor:
 def _runs(ink: Tensor, length: int, dim: int) -> Tensor:
     """Ink that belongs to a straight run of at least ``length`` pixels along ``dim``."""
     x = ink[:, None].float()
-    kernel = torch.ones(1, 1, length, 1) if dim == 1 else torch.ones(1, 1, 1, length)
+    shape = (1, 1, length, 1) if dim == 1 else (1, 1, 1, length)
+    kernel = torch.ones(shape, device=ink.device)
     starts = F.conv2d(x, kernel) >= length  # a full run begins here
     pad = (0, 0, length - 1, length - 1) if dim == 1 else (length - 1, length - 1, 0, 0)
     covered = F.conv2d(F.pad(starts.float(), pad), kernel) > 0
@@ -97,14 +101,20 @@ def digit_concepts(images: Tensor, classes: Tensor | None = None) -> dict[str, T
     return out
 
 
+@lru_cache(maxsize=1)
+def _reference() -> torch.nn.Module:
+    """The reference network, read and checked once (dreams ask for it every frame)."""
+    from ganforge.metrics.reference import load_reference
+
+    return load_reference()
+
+
 def reads_as(images: Tensor, batch: int = 1000) -> Tensor | None:
     """The reference network's class for each image (N,), or None when the images are not
     the reference's 1 x 28 x 28 digits."""
     if tuple(images.shape[1:]) != (1, 28, 28):
         return None
-    from ganforge.metrics.reference import load_reference
-
-    net = load_reference()
+    net = _reference()
     with torch.no_grad():
         return torch.cat(
             [net(images[i : i + batch].float()).argmax(1) for i in range(0, len(images), batch)]
@@ -113,9 +123,7 @@ def reads_as(images: Tensor, batch: int = 1000) -> Tensor | None:
 
 def class_probabilities(images: Tensor, batch: int = 1000) -> Tensor:
     """The reference network's class probabilities (N, 10) for 1 x 28 x 28 digits."""
-    from ganforge.metrics.reference import load_reference
-
-    net = load_reference()
+    net = _reference()
     with torch.no_grad():
         return torch.cat(
             [net(images[i : i + batch].float()).softmax(1) for i in range(0, len(images), batch)]

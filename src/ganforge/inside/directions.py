@@ -36,7 +36,10 @@ def sefa_directions(gen: LoadedGenerator, k: int = 5) -> dict[str, Tensor]:
 
 def class_directions(gen: LoadedGenerator, n: int = 2000, seed: int = 0) -> dict[str, Tensor]:
     """``class c`` directions for the classes the reference network reads in ``n`` samples;
-    empty when the images are not 1 x 28 x 28 digits."""
+    empty when the images are not 1 x 28 x 28 digits, and for a class-conditional generator
+    (its class input already chooses the class)."""
+    if gen.class_conditional:
+        return {}
     z = noise(n, gen.z_dim, seed)
     labels = gen.labels(n, None, seed)
     with torch.no_grad():

@@ -152,7 +152,9 @@ def dissect(
     if random_draws < 1:
         raise GanforgeError(f"random draws must be at least 1, got {random_draws}")
     size = gen.spec.image_size
-    per_sample = 4 * (units * h_ * w_ + 16 * size * size + gen.z_dim)
+    one = capture(gen, noise(1, gen.z_dim, 0), gen.labels(1, None, 0))[0]
+    held = sum(h.numel() for h in one.values())  # capture keeps every layer
+    per_sample = 4 * (held + 16 * size * size + gen.z_dim)
     require_memory(per_sample * max(samples, ablation_samples), f"dissecting {samples:,} samples")
     z = noise(samples, gen.z_dim, seed)
     features, images = capture(gen, z, gen.labels(samples, None, seed))
@@ -201,6 +203,25 @@ def dissect(
             }
         )  # fmt: skip
     return result
+
+
+def ablation_table(report: dict[str, Any]) -> str:
+    """The report's per-concept lines as text: best unit, its IoU, the effect of its k best
+    units off and of k random units off ("n/a" where no sample was read as the class)."""
+
+    def num(x: float | None, width: int = 0) -> str:
+        return f"{x:>{width}.3f}" if x is not None else f"{'n/a':>{width}}"
+
+    k = report["ablation"][0]["k"] if report["ablation"] else 0
+    lines = [f"{'concept':>9s}  best unit  IoU    top-{k} off  random {k} off"]
+    for row in report["ablation"]:
+        best = report["best_per_concept"][row["concept"]]
+        lines.append(
+            f"{row['concept']:>9s}  {best['unit']:>9d}  {best['iou']:.3f}  "
+            f"{num(row['effect_top_k'], 10)}  {num(row['effect_random_mean'])} "
+            f"± {num(row['effect_random_sd'])}"
+        )
+    return "\n".join(lines)
 
 
 def dissection_picture(result: Dissection, top: int = 12, examples: int = 6) -> np.ndarray:
@@ -253,9 +274,13 @@ def ablation_plot(result: Dissection) -> bytes:
     rows = result.ablation
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(rows)), 3.6))
-    ax.bar(x - 0.2, [r["effect_top_k"] for r in rows], 0.4, label="top-k units by IoU")
-    ax.bar(x + 0.2, [r["effect_random_mean"] for r in rows], 0.4,
-           yerr=[r["effect_random_sd"] for r in rows], label="k random units")  # fmt: skip
+
+    def values(key: str) -> list[float]:  # None (no sample read as the class) -> no bar
+        return [np.nan if r[key] is None else r[key] for r in rows]
+
+    ax.bar(x - 0.2, values("effect_top_k"), 0.4, label="top-k units by IoU")
+    ax.bar(x + 0.2, values("effect_random_mean"), 0.4, yerr=values("effect_random_sd"),
+           label="k random units")  # fmt: skip
     ax.set_xticks(x, [r["concept"] for r in rows], rotation=60, ha="right")
     k = rows[0]["k"] if rows else 0
     ax.set_ylabel("ink removed / P(class) drop")

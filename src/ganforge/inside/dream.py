@@ -83,10 +83,14 @@ def dream(
     unit = None
     if target != "critic":
         layer, _, u = target.partition(":")
-        if not u.lstrip("-").isdigit():
-            raise GanforgeError(f"a dream target is 'critic' or LAYER:UNIT, got {target!r}")
+        try:
+            index = int(u)
+        except ValueError:
+            raise GanforgeError(
+                f"a dream target is 'critic' or LAYER:UNIT, got {target!r}"
+            ) from None
         count = check_layer(gen, layer)[0]
-        unit = (layer, check_units([int(u)], count, layer)[0])
+        unit = (layer, check_units([index], count, layer)[0])
         if space == "image":
             raise GanforgeError("a generator unit can only be dreamed through the latent")
     lr = lr if lr is not None else (0.05 if space == "latent" else 0.01)

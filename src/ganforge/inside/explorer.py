@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ from ganforge.sampling import LoadedGenerator, check_seed, noise
 
 STATIC = Path(__file__).with_name("static")
 BRUSH_UNITS = 4
+MAX_STROKES = 200
+MAX_REQUEST_BYTES = 2**20  # 200 strokes of a 64x64 mask fit
+LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
 def _data_url(picture: np.ndarray, scale: int = 1) -> str:
@@ -51,6 +55,7 @@ class Explorer:
         self, gen: LoadedGenerator, probe_samples: int = 1000, probe_steps: int = 150
     ) -> None:
         self.gen = gen
+        self._lock = threading.Lock()
         self.shapes = layer_shapes(gen)  # empty for the 2014 MLP: no units with a place
         self.probes = fit_probes(gen, probe_samples, probe_steps)
         self.levels = {name: unit_levels(gen, name, 300) for name in self.shapes}
@@ -82,11 +87,14 @@ class Explorer:
         }  # fmt: skip
 
     def edits(self, request: dict[str, Any]) -> list[Edit]:
-        out = []
-        for layer, units in (request.get("off") or {}).items():
-            out.append(Edit(layer, self._units(layer, units), "remove"))
+        off, strokes = request.get("off") or {}, request.get("strokes") or []
+        if not isinstance(off, dict):
+            raise GanforgeError("'off' maps layer names to lists of units")
+        if not isinstance(strokes, list) or len(strokes) > MAX_STROKES:
+            raise GanforgeError(f"'strokes' is a list of at most {MAX_STROKES} strokes")
+        out = [Edit(layer, self._units(layer, units), "remove") for layer, units in off.items()]
         size = self.gen.spec.image_size
-        for stroke in request.get("strokes") or []:
+        for stroke in strokes:
             if not isinstance(stroke, dict):
                 raise GanforgeError("each stroke is an object with layer, units, mode and mask")
             layer, mode, mask = stroke.get("layer"), stroke.get("mode"), stroke.get("mask")
@@ -94,13 +102,13 @@ class Explorer:
                 raise GanforgeError(f"a stroke inserts or removes units, not {mode!r}")
             if not isinstance(mask, str) or len(mask) != size * size or set(mask) - {"0", "1"}:
                 raise GanforgeError(f"a stroke's mask is {size * size} characters of 0 and 1")
-            bits = torch.tensor([c == "1" for c in mask]).view(size, size)
+            bits = torch.frombuffer(bytearray(mask, "ascii"), dtype=torch.uint8).eq(ord("1"))
             units = self._units(layer, stroke.get("units"))
-            out.append(Edit(layer, units, mode, bits, self.levels[layer]))
+            out.append(Edit(layer, units, mode, bits.view(size, size), self.levels[layer]))
         return out
 
     def _units(self, layer: Any, units: Any) -> list[int]:
-        if layer not in self.shapes:
+        if not isinstance(layer, str) or layer not in self.shapes:
             raise GanforgeError(
                 f"there is no feature-map layer {layer!r} (there are: {', '.join(self.shapes)})"
             )
@@ -108,7 +116,7 @@ class Explorer:
             isinstance(u, int) and not isinstance(u, bool) for u in units
         ):
             raise GanforgeError("units are a list of whole numbers")
-        return check_units(units, self.shapes[layer][0], layer)
+        return check_units(sorted(set(units)), self.shapes[layer][0], layer)
 
     def latent(self, request: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
         seed = request.get("seed", 0)
@@ -134,7 +142,7 @@ class Explorer:
         start = time.perf_counter()
         z, labels = self.latent(request)
         edits = self.edits(request)
-        with edited(self.gen, edits):
+        with self._lock, edited(self.gen, edits):  # hooks are shared by the server's threads
             features, image = capture(self.gen, z, labels)
         strip, names = strip_of(features, image, self.probes, maps=6)
         pixels = to_uint8(image)[0].numpy()
@@ -146,11 +154,29 @@ class Explorer:
         }
 
 
-def make_app(explorer: Explorer):
-    """The Flask application serving the page and its API."""
+def _hostname(host: str) -> str:
+    """The name in a Host header, without the port ("[::1]:8050" -> "[::1]")."""
+    return host[: host.index("]") + 1] if host.startswith("[") else host.split(":")[0]
+
+
+def make_app(explorer: Explorer, local_only: bool = True):
+    """The Flask application serving the page and its API. ``local_only`` answers only
+    requests addressed to this machine by name (127.0.0.1, localhost, [::1]), so that a web
+    page elsewhere cannot reach it through DNS rebinding."""
     from flask import Flask, jsonify, request, send_from_directory
 
     app = Flask("ganforge.explorer", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+
+    @app.before_request
+    def only_local():
+        if local_only and _hostname(request.host) not in LOCAL_NAMES:
+            return jsonify({"error": f"this explorer answers {', '.join(LOCAL_NAMES)} only"}), 403
+        return None
+
+    @app.errorhandler(413)
+    def too_large(_err):
+        return jsonify({"error": f"a request is at most {MAX_REQUEST_BYTES:,} bytes"}), 413
 
     @app.get("/")
     def page():
@@ -170,17 +196,21 @@ def make_app(explorer: Explorer):
 
     @app.post("/api/render")
     def render():
+        # JSON only: a form or text/plain post (what another site can send without asking)
+        # is refused.
+        if not request.is_json:
+            return jsonify({"error": "send the state as application/json"}), 415
         try:
-            return jsonify(explorer.render(request.get_json(force=True, silent=True)))
+            return jsonify(explorer.render(request.get_json(silent=True)))
         except GanforgeError as err:
             return jsonify({"error": str(err)}), 400
 
     return app
 
 
-def _starting(environ, start_response):  # answers until the explorer is ready
+def _not_ready(environ, start_response):  # replaced before serving starts
     start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-    return [b"the explorer is starting; reload in a moment"]
+    return [b"the explorer is not ready"]
 
 
 def bind(host: str = "127.0.0.1", port: int = 8050, app=None):
@@ -196,7 +226,7 @@ def bind(host: str = "127.0.0.1", port: int = 8050, app=None):
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        return make_server(host, port, app or _starting, threaded=True)
+        return make_server(host, port, app or _not_ready, threaded=True)
     except (OSError, SystemExit) as err:
         if "in use" in str(err).lower():
             raise GanforgeError(f"port {port} on {host} is in use; choose another --port") from None
@@ -219,7 +249,7 @@ def serve(
     try:
         ready("preparing the explorer (layer probes, unit levels, directions) ...")
         explorer = Explorer(gen)
-        server.app = make_app(explorer)
+        server.app = make_app(explorer, local_only=host in LOCAL_NAMES)
         ready(f"explorer at http://{host}:{server.server_port}/  (Ctrl+C stops it)")
         server.serve_forever()
     except KeyboardInterrupt:

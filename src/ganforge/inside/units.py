@@ -2,9 +2,10 @@
 Bau et al. 2019): a unit is one channel of a feature-map layer.
 
 An :class:`Edit` sets some units of one layer, inside a mask on the image grid (or
-everywhere), either to zero ("remove": ablation; the generators' feature maps follow a
-ReLU, so zero is "off") or to a high level of their own ("insert": each unit's 99th
-percentile over many samples, from :func:`unit_levels`). :func:`edited` applies edits with
+everywhere), either to zero ("remove": ablation; DCGAN's feature maps follow a ReLU, so
+zero is "off"; a residual stage's output is a sum, where zero is only "quiet") or to a high
+level of their own ("insert": each unit's 99th percentile over many samples, from
+:func:`unit_levels`). :func:`edited` applies edits with
 forward hooks, so any generator that names its layers can be edited without changes.
 Masks are bool (H, W) on the image grid; a layer cell is edited when any image pixel it
 covers is in the mask.
@@ -18,20 +19,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ganforge.errors import GanforgeError
 from ganforge.inside.layers import capture, layer_modules
 from ganforge.sampling import LoadedGenerator, noise
 
 MODES = ("remove", "insert")
-
-
-def map_layers(gen: LoadedGenerator) -> dict[str, nn.Module]:
-    """The generator's feature-map layers (those with units that have a place), by name."""
-    probe = capture(gen, noise(1, gen.z_dim, 0), gen.labels(1, None, 0))[0]
-    modules = dict(layer_modules(gen))
-    return {name: modules[name] for name, h in probe.items() if h.dim() == 4}
 
 
 def layer_shapes(gen: LoadedGenerator) -> dict[str, tuple[int, int, int]]:

@@ -18,13 +18,15 @@ async function render() {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(state),
     });
-    const data = await reply.json();
-    if (!reply.ok) { $("error").textContent = data.error; return; }
+    const data = await reply.json().catch(() => ({ error: `the server answered ${reply.status}` }));
+    if (!reply.ok) { $("error").textContent = data.error || `error ${reply.status}`; return; }
     $("error").textContent = "";
     $("image").src = data.image;
     $("strip").src = data.strip;
     $("latency").textContent = `rendered in ${data.ms} ms`;
     document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
+  } catch (err) {
+    $("error").textContent = `no answer from the explorer (${err.message}); is it still running?`;
   } finally {
     busy = false;
     if (pending) { pending = null; render(); } else { document.body.dataset.idle = "1"; }
@@ -83,6 +85,7 @@ function brushControls() {
   pick();
   $("clear-paint").addEventListener("click", () => {
     state.strokes = [];
+    drawStrokes();
     render();
   });
 }
@@ -112,6 +115,18 @@ function dab(event) {
   ctx.fillRect(x - r, y - r, 2 * r + 1, 2 * r + 1);
 }
 
+function drawStrokes() {  // what is painted stays visible, faintly
+  const n = info.image_size;
+  const ctx = $("brush").getContext("2d");
+  ctx.clearRect(0, 0, n, n);
+  for (const stroke of state.strokes) {
+    ctx.fillStyle = stroke.mode === "insert" ? "rgba(60,140,255,0.18)" : "rgba(255,80,60,0.18)";
+    for (let i = 0; i < stroke.mask.length; i++) {
+      if (stroke.mask[i] === "1") ctx.fillRect(i % n, Math.floor(i / n), 1, 1);
+    }
+  }
+}
+
 function paintbrush() {
   const canvas = $("brush");
   canvas.width = canvas.height = info.image_size;
@@ -128,7 +143,7 @@ function paintbrush() {
     state.strokes.push({ layer: $("brush-layer").value, units, mode: $("brush-mode").value,
       mask: Array.from(painting).join("") });
     painting = null;
-    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    drawStrokes();
     render();
   };
   canvas.addEventListener("pointerup", finish);
