@@ -18,6 +18,7 @@ from ganforge.cli import (
     sample,
     semisupervised,
     synthesize,
+    tables,
     train,
     utility,
 )
@@ -37,6 +38,7 @@ MODULES = (
     detect,
     provenance,
     inside,
+    tables,
 )
 
 
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("GANFORGE_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]  # accepted before or after the command
-    argv = detect.route(argv)
+    argv = tables.route(detect.route(argv))
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -18,13 +18,14 @@ from ganforge.io.atomic import atomic_write_bytes
 
 MANIFEST = "manifest.json"
 FORMAT = 2
-KINDS = ("gan", "semisupervised", "robust", "detector")
+KINDS = ("gan", "semisupervised", "robust", "detector", "table")
 # What each kind is trained with, for messages that send a folder to the right command.
 COMMANDS = {
     "gan": "ganforge train",
     "semisupervised": "ganforge semisupervised",
     "robust": "ganforge robust-train",
     "detector": "ganforge detect train",
+    "table": "ganforge train --dataset table",
 }
 
 
