@@ -11,6 +11,7 @@ from ganforge.errors import GanforgeError
 EXAMPLES = """examples:
   ganforge evaluate runs/demo --data-dir ../shared/datasets/mnist
   ganforge evaluate samples.npz --no-parzen --out report.json
+  ganforge evaluate runs/adult --real held-out.csv --target income   # a table run
 """
 
 

@@ -10,6 +10,7 @@ from ganforge.cli.flags import formatter
 EXAMPLES = """examples:
   ganforge synthesize runs/private -n 60000 --out synth/
   ganforge utility synth/ --data-dir ../shared/datasets/mnist
+  ganforge synthesize runs/adult -n 10000 --out rows.csv     # a table run: CSV rows
 """
 
 

@@ -18,6 +18,8 @@ EXAMPLES = """examples:
   ganforge train --loss wasserstein --gp 10 --k 5 --optimizer adam --lr 1e-4
   ganforge train --dataset folder --data-dir ~/faces --image-size 64 --channels 3
   ganforge train --config my.yaml --seed 3
+  ganforge train --dataset table --data adult.csv --out runs/adult   # a CSV table; its
+      options: ganforge train --dataset table --help
   ganforge train --resume runs/demo --steps 3000     # continue to step 3000
   ganforge train --nproc 2 --out runs/two            # 2 processes, same run as on 1
   ganforge train --private --epsilon 10 --network dcgan-cond-dp --steps 10000 --k 5 \
