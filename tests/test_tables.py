@@ -94,6 +94,19 @@ def test_training_by_sampling_finds_rare_categories():
     assert torch.equal(cond.argmax(1), category) and (cond.sum(1) == 1).all()
 
 
+def test_sampled_rows_draw_categories_from_the_softmax_not_its_argmax():
+    from ganforge.data.table_encoding import Span
+    from ganforge.nets.tabular import activate
+
+    spans = [Span("c", "category", 0, 2)]
+    raw = torch.log(torch.tensor([[0.7, 0.3]])).expand(20_000, 2)
+    rows = activate(raw, spans, hard=True, generator=torch.Generator().manual_seed(0))
+    assert (rows.sum(1) == 1).all()
+    assert rows[:, 0].mean().item() == pytest.approx(0.7, abs=0.015)  # argmax would give 1.0
+    again = activate(raw, spans, hard=True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(rows, again)
+
+
 @pytest.fixture(scope="module")
 def german():
     if not TABULAR.exists():

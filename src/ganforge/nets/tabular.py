@@ -63,16 +63,23 @@ class TableCritic(nn.Module):
         return self.body(x.reshape(len(x) // self.pac, -1)).squeeze(1)
 
 
-def activate(raw: Tensor, spans, tau: float = 0.2, hard: bool = False) -> Tensor:
+def activate(
+    raw: Tensor, spans, tau: float = 0.2, hard: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:  # fmt: skip
     """The generator's row: tanh on alpha spans, Gumbel-softmax (temperature ``tau``) on
-    one-hot spans (``hard``: exact one-hots, as sampled rows are decoded)."""
+    one-hot spans. ``hard``: each one-hot a category *drawn* from the softmax (the argmax of
+    Gumbel-perturbed logits, from ``generator``), as rows are sampled; the argmax of the
+    logits alone would give every row the most likely category."""
     parts = []
     for s in spans:
         x = raw[:, s.start : s.start + s.size]
         if s.activation == "tanh":
             parts.append(torch.tanh(x))
         elif hard:
-            parts.append(F.one_hot(x.argmax(1), s.size).to(x.dtype))
+            u = torch.rand(x.shape, generator=generator, dtype=torch.float32).to(x.device)
+            gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7)))
+            parts.append(F.one_hot((x + gumbel).argmax(1), s.size).to(x.dtype))
         else:
             parts.append(F.gumbel_softmax(x, tau=tau))
     return torch.cat(parts, 1)

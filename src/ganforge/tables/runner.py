@@ -204,7 +204,7 @@ class TableModel:
             z = torch.randn(batch, self.generator.z_dim, generator=g)
             cond = self._conditions(batch, g, where)
             raw = self.generator(z.to(device), cond.to(device)).cpu()
-            x = activate(raw, self.encoder.spans, hard=True)
+            x = activate(raw, self.encoder.spans, hard=True, generator=g)
             if where:
                 ((name, value),) = where.items()
                 decoded = self.encoder.decode(x).values[name]
