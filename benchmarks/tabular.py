@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--private", type=float, nargs="*", default=[], metavar="EPS")
     parser.add_argument("--skip-ctgan", action="store_true")
+    parser.add_argument("--only-private", action="store_true", help="just the --private runs")
     args = parser.parse_args()
     torch.set_num_threads(2)
     table = read_table(args.data)
@@ -103,16 +104,17 @@ def main() -> None:
               + (f", {seconds:.0f} s" if seconds else ""), flush=True)  # fmt: skip
 
     half, _ = split(train, 0.5, 1)
-    measure("real (train half)", half)
-    measure("independent columns", independent_columns(train, len(train), args.seed))
-    rows, seconds = ours(train, args.epochs, args.seed)
-    measure("ganforge", rows, seconds)
-    if not args.skip_ctgan:
+    if not args.only_private:
+        measure("real (train half)", half)
+        measure("independent columns", independent_columns(train, len(train), args.seed))
+        rows, seconds = ours(train, args.epochs, args.seed)
+        measure("ganforge", rows, seconds)
+    if not (args.skip_ctgan or args.only_private):
         rows, seconds = peer(train, int(args.epochs), args.seed)
         measure("ctgan 0.12.1", rows, seconds)
     for eps in args.private:
         rows, seconds = ours(train, args.epochs, args.seed, private=eps)
-        measure(f"ganforge private eps={eps:g}", rows, seconds)
+        measure(f"ganforge private eps={eps:g}, {args.epochs:g} epochs", rows, seconds)
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     key = Path(args.data).stem
     saved[key] = {**saved.get(key, {}), **results}
