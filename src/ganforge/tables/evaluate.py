@@ -251,8 +251,9 @@ def evaluate_run(
     for t, what in ((train_table, train), (holdout, real)):
         if t.names != [c.name for c in model.columns]:
             raise GanforgeError(f"{what} does not have the run's columns in its order")
-    if target is not None:
-        train_table.column(target)  # a one-line error for an unknown column
+    if target is not None and train_table.column(target).kind not in ("categorical", "boolean"):
+        kind = train_table.column(target).kind
+        raise GanforgeError(f"the target {target!r} is {kind}; choose a categorical column")
     if n is not None and n < 10:
         raise GanforgeError(f"-n must be at least 10, got {n}")
     n = n or len(holdout)
