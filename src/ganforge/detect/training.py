@@ -30,7 +30,7 @@ from ganforge.data import load_split
 from ganforge.data.images import to_uint8
 from ganforge.data.sampler import EpochSampler
 from ganforge.detect.degrade import random_degrade
-from ganforge.errors import GanforgeError, Interrupted
+from ganforge.errors import GanforgeError
 from ganforge.io.atomic import atomic_write_bytes
 from ganforge.io.rundir import check_out_folder
 from ganforge.robustness.models import CLASSIFIERS, build_classifier, save_classifier
@@ -38,7 +38,6 @@ from ganforge.robustness.training import to_unit
 from ganforge.train.checkpoint import LAST, load_checkpoint
 from ganforge.train.device import pick_device
 from ganforge.train.engine import Engine, Phase, Players, Recipe
-from ganforge.train.metrics_log import MetricsLog
 from ganforge.train.optim import build_optimizer
 
 DETECTOR_FILE = "detector.pt"
@@ -265,17 +264,7 @@ def train_detector(
     if state is not None:
         engine.load_state_dict(state, config.network)
     with engine.writing(out, "detector", config):
-        log = MetricsLog(out, engine.step)
-        engine.log = log
-        try:
-            result = engine.run()
-        finally:
-            log.close()
-        if result.interrupted:
-            raise Interrupted(
-                f"interrupted at step {result.steps} of {total}; checkpoint saved. The same "
-                "command continues from there"
-            )
+        engine.run_logged(out)
         model.eval()
         held_images = images[held_i.numpy()]
         probs, held_labels = probabilities(model, held_images), labels[held_i].cpu()

@@ -22,7 +22,7 @@ import torch
 from ganforge.config import merge
 from ganforge.data.table import Table, read_table, write_table
 from ganforge.data.table_encoding import TableEncoder
-from ganforge.errors import GanforgeError, Interrupted
+from ganforge.errors import GanforgeError
 from ganforge.io.atomic import atomic_write_bytes
 from ganforge.io.rundir import check_out_folder, require_kind
 from ganforge.nets.tabular import TableGenerator, activate
@@ -30,7 +30,7 @@ from ganforge.tables.recipe import PrivateTableRecipe, TableConfig, TableGANReci
 from ganforge.train.checkpoint import LAST, load_checkpoint, load_state
 from ganforge.train.device import pick_device
 from ganforge.train.engine import Engine
-from ganforge.train.metrics_log import MetricsLog, read_metrics
+from ganforge.train.metrics_log import read_metrics
 
 KIND = "table"
 PREVIEW_ROWS = 100
@@ -105,17 +105,7 @@ def train_table(
         engine.load_state_dict(state, "ctgan")
     with engine.writing(out, KIND, cfg):
         atomic_write_bytes(out / "schema.json", _json([c.to_dict() for c in table.columns]))
-        log = MetricsLog(out, engine.step)
-        engine.log = log
-        try:
-            result = engine.run()
-        finally:
-            log.close()
-        if result.interrupted:
-            raise Interrupted(
-                f"interrupted at step {result.steps} of {total}; checkpoint saved. The same "
-                "command continues from there"
-            )
+        result = engine.run_logged(out)
         privacy = recipe.privacy() if isinstance(recipe, PrivateTableRecipe) else None
         if privacy:
             atomic_write_bytes(out / "privacy.json", _json(privacy))

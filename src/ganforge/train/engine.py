@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ganforge.config import save_yaml
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, Interrupted
 from ganforge.io.rundir import RunLock, has_checkpoints, write_manifest
 from ganforge.train import dist
 from ganforge.train.checkpoint import load_checkpoint, save_checkpoint
@@ -497,6 +497,23 @@ class Engine:
             self.on_log(self.step, stats)
         self.window_steps, self.window_start = 0, self.seconds
         return stats
+
+    def run_logged(self, folder: Path) -> EngineResult:
+        """:meth:`run` with statistics going to ``folder``'s ``metrics.jsonl``; an
+        interruption (checkpoint saved) is raised as :class:`Interrupted` saying how to
+        continue."""
+        log = MetricsLog(folder, self.step)
+        self.log = log
+        try:
+            result = self.run()
+        finally:
+            log.close()
+        if result.interrupted:
+            raise Interrupted(
+                f"interrupted at step {result.steps} of {self.total_steps}; checkpoint saved. "
+                "The same command continues from there"
+            )
+        return result
 
     def run(self) -> EngineResult:
         """Train to ``total_steps``; Ctrl-C or SIGTERM finish the step, checkpoint and stop
