@@ -98,7 +98,11 @@ def _numbers(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
     parsed = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
-    return parsed, ~np.isnan(parsed)
+    # inf and 1e400 are text here; so are numbers with leading zeros (codes such as zip
+    # 02100, whose zeros the number would lose) and integers a float cannot hold exactly.
+    ok = np.isfinite(parsed) & (np.abs(parsed) < 2**53)
+    zeros = pd.Series(text).str.match(r"^-?0\d").to_numpy(dtype=bool)
+    return np.where(ok & ~zeros, parsed, np.nan), ok & ~zeros
 
 
 def _datetimes(text: np.ndarray) -> np.ndarray | None:
@@ -161,12 +165,18 @@ def _read_text(source: str | Path):
         raise GanforgeError(
             f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8"
         ) from None
+    import csv
+
+    header = next(csv.reader(io.StringIO(text)), [])
+    names = [h.strip() for h in header]
+    if any(not n for n in names) or len(set(names)) != len(names):
+        raise GanforgeError(f"{path} has an empty or repeated column name in its header")
     try:
         return pd.read_csv(
             io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-            skipinitialspace=True,
+            skipinitialspace=True, index_col=False, on_bad_lines="error",
         )  # fmt: skip
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         raise GanforgeError(f"{path} is not a readable CSV ({str(err).splitlines()[0]})") from None
 
 

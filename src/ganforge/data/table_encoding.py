@@ -4,8 +4,10 @@ Numbers (continuous, integer, datetime) get mode-specific normalization: a varia
 Gaussian mixture (scikit-learn's BayesianGaussianMixture, at most 10 modes, those above
 0.5% weight kept) is fitted per column; a value becomes the one-hot of a mode drawn from
 its posterior and a scalar ``alpha = (x - mu) / (4 sigma)`` in [-1, 1]. Categories and
-booleans become one-hots. A column with missing values gets a two-way one-hot
-(present/missing) as well, so "missing" is modelled, never dropped.
+booleans become one-hots, with "missing" as one more category where a column has missing
+values (so the generator can make it, and the conditional vector can ask for it); a
+numeric column with missing values gets a two-way one-hot (present/missing) beside its
+modes. "Missing" is modelled, never dropped.
 
 The conditional vector and training-by-sampling: one discrete column is chosen uniformly,
 one of its categories with probability proportional to the log of its frequency, and a
@@ -61,10 +63,10 @@ class TableEncoder:
             p = params[c.name]
             if c.kind in NUMERIC:
                 parts = [("alpha", 1), ("mode", len(p["means"]) + len(p["spikes"]))]
-            else:
-                parts = [("category", len(c.categories))]
-            if p["has_missing"]:
-                parts.append(("missing", 2))
+                if p["has_missing"]:
+                    parts.append(("missing", 2))
+            else:  # the last slot is "missing" when the column has missing values
+                parts = [("category", len(c.categories) + p["has_missing"])]
             for role, size in parts:
                 self.spans.append(Span(c.name, role, at, size))
                 at += size
@@ -158,7 +160,7 @@ class TableEncoder:
             if s.role == "missing":
                 out[rows, s.start + missing.astype(int)] = 1
             elif s.role == "category":
-                codes = _codes(c, v)
+                codes = self._slots(c, v)
                 known = codes >= 0
                 out[rows[known], s.start + codes[known]] = 1
             elif s.role == "mode":
@@ -216,14 +218,22 @@ class TableEncoder:
             else:
                 s = spans["category"]
                 codes = x[:, s.start : s.start + s.size].argmax(1)
-                cats = np.asarray(c.categories, dtype=object)[codes]
-                values[c.name] = np.where(missing, None, cats).astype(object)
+                cats = np.asarray([*c.categories, None], dtype=object)[codes]
+                values[c.name] = cats  # the slot after the categories is "missing"
         return Table(self.columns, values)
 
     # -- the conditional vector -------------------------------------------------------------
+    def _slots(self, column: Column, values: np.ndarray) -> np.ndarray:
+        """Each value's slot in its one-hot: its category, or the "missing" slot after them
+        (-1 only for a category the encoder never saw)."""
+        codes = _codes(column, values)
+        if self.params[column.name]["has_missing"]:
+            codes[_missing(column, values)] = len(column.categories)
+        return codes
+
     def category_index(self, table: Table) -> list[np.ndarray]:
-        """For each discrete column, each row's category code (-1: missing)."""
-        return [_codes(c, table.values[c.name])
+        """For each discrete column, each row's slot (see :meth:`_slots`)."""
+        return [self._slots(c, table.values[c.name])
                 for c in (self._column(s.column) for s in self.discrete)]  # fmt: skip
 
 
@@ -288,7 +298,7 @@ class ConditionSampler:
 def _missing(column: Column, values: np.ndarray) -> np.ndarray:
     if column.kind in NUMERIC:
         return np.isnan(values)
-    return np.array([v is None for v in values], dtype=bool)
+    return np.equal(values, None)  # vectorised "is None" over an object array
 
 
 def _codes(column: Column, values: np.ndarray) -> np.ndarray:

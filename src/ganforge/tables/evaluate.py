@@ -82,7 +82,9 @@ def _features(train: Table, tables: list[Table], target: str | None = None):
             else:
                 cols.append(v.astype(np.float64))
         out.append(np.stack(cols, 1))
-    discrete = [train.column(n).kind in ("categorical", "boolean") for n in names]
+    # Boosted trees take at most 255 categories per feature; more stay ordinal codes.
+    discrete = [train.column(n).kind in ("categorical", "boolean")
+                and len(train.column(n).categories) <= 255 for n in names]  # fmt: skip
     return out, np.array(discrete)
 
 
@@ -108,6 +110,8 @@ def ml_efficacy(
     keep_fit, keep_test = y_fit != None, y_test != None  # noqa: E711 (object arrays)
     x_fit, y_fit = x_fit[keep_fit], y_fit[keep_fit].astype(str)
     x_test, y_test = x_test[keep_test], y_test[keep_test].astype(str)
+    if len(y_fit) == 0 or len(y_test) == 0:
+        raise GanforgeError(f"the target {target!r} has no values to learn or to test on")
     if len(set(y_fit)) < 2:
         return {"boosting": float(np.mean(y_test == y_fit[0])),
                 "logistic": float(np.mean(y_test == y_fit[0]))}  # fmt: skip

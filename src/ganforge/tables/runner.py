@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganforge.config import merge
+from ganforge.config import merge, resumable_keys
 from ganforge.data.table import Table, read_table, write_table
 from ganforge.data.table_encoding import TableEncoder
 from ganforge.errors import GanforgeError
@@ -33,6 +33,7 @@ from ganforge.train.engine import Engine
 from ganforge.train.metrics_log import read_metrics
 
 KIND = "table"
+RESUMABLE = resumable_keys(TableConfig)
 PREVIEW_ROWS = 100
 
 
@@ -50,6 +51,13 @@ class TableRun:
         if self.privacy:
             text += f" (epsilon spent {self.privacy['epsilon_spent']:.2f})"
         return text
+
+
+def _fixed(settings: Any) -> Any:
+    """The settings a continued run may not change (all but epochs, device, logging)."""
+    if not isinstance(settings, dict):
+        return settings
+    return {k: v for k, v in settings.items() if k not in RESUMABLE}
 
 
 def _json(value: Any) -> bytes:
@@ -75,7 +83,7 @@ def train_table(
     state = None
     if (out / LAST).exists():
         state = load_checkpoint(out, kind=KIND)
-        if state.get("config") != settings:
+        if _fixed(state.get("config")) != _fixed(settings):
             raise GanforgeError(
                 f"{out} holds a table run with other settings; give the same settings to "
                 "continue it, or choose another --out"
@@ -93,8 +101,12 @@ def train_table(
         recipe: TableGANRecipe = PrivateTableRecipe(cfg, encoder, rows, codes, device, total)
     else:
         recipe = TableGANRecipe(cfg, encoder, rows, codes, device)
-    frequencies = [np.bincount(c[c >= 0], minlength=s.size).tolist()
-                   for c, s in zip(codes, encoder.discrete, strict=True)]  # fmt: skip
+    # How often each category occurs (rows are drawn by them); a private run samples
+    # without conditions and keeps no exact counts.
+    frequencies = [] if cfg.private else [
+        np.bincount(c[c >= 0], minlength=s.size).tolist()
+        for c, s in zip(codes, encoder.discrete, strict=True)
+    ]  # fmt: skip
     header = {"config": settings, "encoder": encoder.state_dict(), "frequencies": frequencies}
     engine = Engine(
         recipe, total, checkpoint=out / LAST, checkpoint_every=cfg.checkpoint_every,
@@ -151,6 +163,8 @@ class TableModel:
         column = torch.randint(len(enc.discrete), (n,), generator=g)
         for i in range(len(enc.discrete)):
             chosen = (column == i).nonzero().squeeze(1)
+            if len(chosen) == 0:
+                continue
             f = self.frequencies[i]
             pick = torch.multinomial(f / f.sum(), len(chosen), replacement=True, generator=g)
             cond[chosen, offsets[i] + pick] = 1
