@@ -125,7 +125,7 @@ def test_the_measures_rank_real_rows_above_independent_columns(german):
     e_real, e_floor = real["ml_efficacy"], floor["ml_efficacy"]
     assert e_real["trained_on_synthetic"]["logistic"] > e_floor["trained_on_synthetic"]["logistic"]
     # Training rows are copies of training rows; independent columns almost never are.
-    assert real["privacy"]["exact_copies"] == 1 and real["privacy"]["dcr_synthetic_median"] == 0
+    assert real["privacy"]["exact_copies"] == 1
     assert floor["privacy"]["exact_copies"] < 0.01
     assert floor["privacy"]["dcr_synthetic_median"] > real["privacy"]["dcr_holdout_median"]
 
@@ -157,10 +157,13 @@ def test_train_synthesize_and_resume(tmp_path, german):
     assert (tmp_path / "s.csv").read_text().splitlines()[0] == header
     with pytest.raises(GanforgeError, match="exists"):
         synthesize_table(tmp_path / "run", 40, tmp_path / "s.csv")
-    # Same settings, more epochs is refused (another run); the same command is a no-op resume.
+    # Another network size is another run; more epochs continue this one.
     with pytest.raises(GanforgeError, match="other settings"):
         train_table(TableConfig(**{**TINY, "width": 64}), tmp_path / "run", table=train,
                     progress=False)  # fmt: skip
+    more = train_table(TableConfig(**{**TINY, "epochs": 3}), tmp_path / "run", table=train,
+                       progress=False)  # fmt: skip
+    assert more.steps == 3 * (len(train) // 100)
 
 
 def test_private_tables_spend_their_budget(tmp_path, german):
@@ -169,7 +172,7 @@ def test_private_tables_spend_their_budget(tmp_path, german):
     run = train_table(cfg, tmp_path / "dp", table=train, progress=False)
     report = json.loads((tmp_path / "dp" / "privacy.json").read_text())
     assert report == run.privacy
-    assert 0 < report["epsilon_spent"] <= 2.0 + 1e-6
+    assert 0 < report["epsilon_spent"] <= 2.0 + 1e-6 and report["noise_multiplier"] > 0.5
     assert report["critic_steps_done"] == report["critic_steps_planned"]
     assert load_table_model(tmp_path / "dp").sample(20).names == train.names
     with pytest.raises(GanforgeError, match="delta"):
@@ -178,8 +181,9 @@ def test_private_tables_spend_their_budget(tmp_path, german):
 
 
 def test_tables_from_the_command_line(tmp_path, german, cli_many, one_line_error):
-    data = TABULAR / "german-credit.csv"
     train, holdout = german
+    data = tmp_path / "train.csv"  # the model never sees the held-out rows
+    write_table(train, data)
     write_table(holdout, tmp_path / "holdout.csv")
     flags = ["--epochs", "1", "--batch-size", "100", "--width", "16", "--z-dim", "8"]
     procs = cli_many({"train": ["train", "--dataset", "table", "--data", data, "--out",
@@ -215,6 +219,9 @@ BAD = {
     "mixed.csv": (b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(30)) + b"oops,y\n", "mixes"),
     "latin1.csv": ("a,b\ncaf\u00e9,1\nthé,2\n".encode("latin-1"), "UTF-8"),
     "ids.csv": (b"id,b\n" + b"".join(b"u%d,x\n" % i for i in range(600)), "identifier"),
+    "ragged.csv": (b"a,b\n1,2,3\n4,5,6\n", "readable"),
+    "repeated.csv": (b"a,a\n1,2\n3,4\n", "repeated"),
+    "inf.csv": (b"a,b\n" + b"".join(b"%d.5,x\n" % i for i in range(30)) + b"inf,y\n", "mixes"),
 }
 
 

@@ -167,10 +167,17 @@ def _read_text(source: str | Path):
         ) from None
     import csv
 
-    header = next(csv.reader(io.StringIO(text)), [])
+    lines = csv.reader(io.StringIO(text))
+    header = next(lines, [])
     names = [h.strip() for h in header]
     if any(not n for n in names) or len(set(names)) != len(names):
         raise GanforgeError(f"{path} has an empty or repeated column name in its header")
+    for number, row in enumerate(lines, start=2):  # pandas would shift or drop the extras
+        if row and len(row) != len(header):
+            raise GanforgeError(
+                f"{path} is not a readable CSV (line {number} has {len(row)} fields, the "
+                f"header {len(header)})"
+            )
     try:
         return pd.read_csv(
             io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
