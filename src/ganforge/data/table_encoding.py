@@ -226,7 +226,7 @@ class TableEncoder:
     def _slots(self, column: Column, values: np.ndarray) -> np.ndarray:
         """Each value's slot in its one-hot: its category, or the "missing" slot after them
         (-1 only for a category the encoder never saw)."""
-        codes = _codes(column, values)
+        codes = category_codes(column, values)
         if self.params[column.name]["has_missing"]:
             codes[_missing(column, values)] = len(column.categories)
         return codes
@@ -301,7 +301,7 @@ def _missing(column: Column, values: np.ndarray) -> np.ndarray:
     return np.equal(values, None)  # vectorised "is None" over an object array
 
 
-def _codes(column: Column, values: np.ndarray) -> np.ndarray:
+def category_codes(column: Column, values: np.ndarray) -> np.ndarray:
     """Each value's index among the column's categories (-1: missing or unknown)."""
     import pandas as pd
 

@@ -93,6 +93,39 @@ def checkpoint_privacy(state: dict[str, Any]) -> dict[str, Any] | None:
     return privacy_report(settings, saved)
 
 
+def check_records(batch: int, records: int, delta: float, unit: str = "training records") -> None:
+    """A private run's data must be larger than its expected batch, and delta below 1/n."""
+    check_delta(delta, records)
+    if batch > records:
+        raise GanforgeError(
+            f"--batch-size {batch} is larger than the {records:,} {unit}; a private run "
+            "samples each record with probability batch / n"
+        )
+
+
+def dp_sgd(critic: torch.nn.Module, optimizer, sigma: float, clip: float, batch: int):
+    """``(GradSampleModule, DPOptimizer)`` for a critic that sees, per step, a Poisson batch
+    of real rows (``batch`` in expectation) and ``batch`` generated ones, its loss the mean
+    of per-row terms (Abadi et al., 2016, through Opacus)."""
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    private = GradSampleModule(critic, loss_reduction="mean")
+    # Opacus' hooks fire on the critic's outputs, as the inputs need no gradient.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    optimizer = DPOptimizer(
+        optimizer, noise_multiplier=sigma, max_grad_norm=clip,
+        expected_batch_size=2 * batch, loss_reduction="mean",
+    )  # fmt: skip
+    return private, optimizer
+
+
+def poisson_rows(records: int, rate: float, device) -> Tensor:
+    """The indices of a Poisson sample: every record in with probability ``rate``,
+    independently (the sampling DP-SGD's accounting assumes); the count varies."""
+    return (torch.rand(records, device=device) < rate).nonzero().squeeze(1)
+
+
 def first_words(err: BaseException) -> str:
     return str(err).splitlines()[0][:120]
 
@@ -112,17 +145,9 @@ class PrivateGANRecipe(GANRecipe):
         fresh: bool = True,
         total_steps: int = 1,
     ) -> None:
-        from opacus import GradSampleModule
-        from opacus.optimizers import DPOptimizer
-
         p, t = cfg.privacy, cfg.train
         self.records = len(data)
-        check_delta(p.delta, self.records)
-        if t.batch_size > self.records:
-            raise GanforgeError(
-                f"--batch-size {t.batch_size} is larger than the {self.records:,} training "
-                "records; a private run samples each record with probability batch / n"
-            )
+        check_records(t.batch_size, self.records, p.delta)
         super().__init__(cfg, data, device, amp, fresh)
         check_per_image(self.d, cfg.model.network)
         self.sample_rate = t.batch_size / self.records
@@ -137,16 +162,8 @@ class PrivateGANRecipe(GANRecipe):
         self.d_steps = 0
         self.fake_accuracy = 0.5  # moving, on generated images
         self.k_raised_at = 0
-        self.private_d = GradSampleModule(self.d, loss_reduction="mean")
-        # Opacus' hooks fire on the critic's outputs, as the inputs (images) need no gradient.
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        self.dp_optimizer = DPOptimizer(
-            self.players.optimizers["discriminator"],
-            noise_multiplier=self.sigma,
-            max_grad_norm=p.clip,
-            # Real rows (batch, in expectation) and as many generated rows.
-            expected_batch_size=2 * t.batch_size,
-            loss_reduction="mean",
+        self.private_d, self.dp_optimizer = dp_sgd(
+            self.d, self.players.optimizers["discriminator"], self.sigma, p.clip, t.batch_size
         )
         self.players.optimizers["discriminator"] = self.dp_optimizer
 
@@ -155,11 +172,9 @@ class PrivateGANRecipe(GANRecipe):
         return [Phase("D main", self.d_main), Phase("G main", self.g_main)]
 
     def poisson_batch(self) -> tuple[Tensor, Tensor]:
-        """Every record with probability q, independently (the sampling DP-SGD's accounting
-        assumes); the batch size varies."""
+        """A Poisson sample of the data (:func:`poisson_rows`)."""
         dev = self.data.images.device
-        take = torch.rand(self.records, device=dev) < self.sample_rate
-        return self.data.batch(take.nonzero().squeeze(1))
+        return self.data.batch(poisson_rows(self.records, self.sample_rate, dev))
 
     def d_loss(
         self, real: Tensor, labels: Tensor, fake: Tensor, fake_labels: Tensor

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ganforge.data.table import Table
+from ganforge.data.table_encoding import category_codes
 from ganforge.errors import GanforgeError
 
 DETECTION_ROWS = 10_000
@@ -74,9 +75,7 @@ def _features(train: Table, tables: list[Table], target: str | None = None):
             c = train.column(name)
             v = t.values[name]
             if c.kind in ("categorical", "boolean"):
-                import pandas as pd
-
-                codes = pd.Categorical(v, categories=c.categories).codes.astype(np.float64)
+                codes = category_codes(c, v).astype(np.float64)
                 codes[codes < 0] = np.nan
                 cols.append(codes)
             else:
@@ -153,9 +152,7 @@ def _scaled(train: Table, tables: list[Table]) -> list[np.ndarray]:
         for i, t in enumerate(tables):
             v = t.values[c.name]
             if c.kind in ("categorical", "boolean"):
-                import pandas as pd
-
-                codes = pd.Categorical(v, categories=c.categories).codes
+                codes = category_codes(c, v)
                 onehot = np.zeros((len(v), len(c.categories)), np.float32)
                 ok = codes >= 0
                 onehot[np.nonzero(ok)[0], codes[ok]] = 1

@@ -19,12 +19,10 @@ noise: the guarantee covers what the networks learn, not the column schema.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ganforge.config import option
@@ -190,18 +188,12 @@ class PrivateTableRecipe(TableGANRecipe):
     title = "private tabular GAN"
 
     def __init__(self, cfg, encoder, rows, codes, device, total_steps: int) -> None:
-        from opacus import GradSampleModule
-        from opacus.optimizers import DPOptimizer
-
-        from ganforge.privacy.accountant import check_delta, noise_multiplier
+        from ganforge.losses import build_loss
+        from ganforge.privacy.accountant import noise_multiplier
+        from ganforge.privacy.recipe import check_records, dp_sgd
 
         self.records = len(rows)
-        check_delta(cfg.delta, self.records)
-        if cfg.batch_size > self.records:
-            raise GanforgeError(
-                f"--batch-size {cfg.batch_size} is larger than the {self.records:,} rows; a "
-                "private run samples each row with probability batch / rows"
-            )
+        check_records(cfg.batch_size, self.records, cfg.delta, "rows")
         super().__init__(cfg, encoder, rows, codes, device)  # unconditional: see the property
         self.sample_rate = cfg.batch_size / self.records
         self.planned = total_steps
@@ -209,13 +201,10 @@ class PrivateTableRecipe(TableGANRecipe):
             cfg.epsilon, cfg.delta, self.sample_rate, self.planned, cfg.accountant
         )
         self.d_steps = 0
-        self.private_d = GradSampleModule(self.d, loss_reduction="mean")
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        self.dp_optimizer = DPOptimizer(
-            self.players.optimizers["critic"], noise_multiplier=self.sigma,
-            max_grad_norm=cfg.clip, expected_batch_size=2 * cfg.batch_size,
-            loss_reduction="mean",
-        )  # fmt: skip
+        self.loss = build_loss("nonsaturating")  # per-row terms, as DP-SGD clips per row
+        self.private_d, self.dp_optimizer = dp_sgd(
+            self.d, self.players.optimizers["critic"], self.sigma, cfg.clip, cfg.batch_size
+        )
         self.players.optimizers["critic"] = self.dp_optimizer
 
     @property
@@ -227,14 +216,14 @@ class PrivateTableRecipe(TableGANRecipe):
         return True
 
     def d_main(self, step: int) -> dict[str, Tensor]:
+        from ganforge.privacy.recipe import poisson_rows
+
         self.d.requires_grad_(True)
-        take = torch.rand(self.records, device=self.rows.device) < self.sample_rate
-        real = self.rows[take.nonzero().squeeze(1)]
+        real = self.rows[poisson_rows(self.records, self.sample_rate, self.rows.device)]
         with torch.no_grad():
             _, fake = self.fake(self.batch, None)
         logits = self.private_d(torch.cat([real, fake]))
-        real_rows = F.softplus(-logits[: len(real)])
-        fake_rows = F.softplus(logits[len(real) :])
+        real_rows, fake_rows = self.loss.d_rows(logits[: len(real)], logits[len(real) :])
         loss = torch.cat([real_rows, fake_rows]).mean()
         self.players.step("critic", loss)
         self.d_steps += 1
@@ -245,7 +234,7 @@ class PrivateTableRecipe(TableGANRecipe):
         try:
             self.d.requires_grad_(False)
             _, fake = self.fake(self.batch, None)
-            loss = F.softplus(-self.d(fake)).mean()  # non-saturating
+            loss = self.loss.g_value(None, self.d(fake))
             self.players.step("generator", loss)
             return {"loss_g": loss.detach()}
         finally:
