@@ -11,6 +11,7 @@ from ganforge.cli import (
     audit,
     detect,
     evaluate,
+    fair,
     inside,
     provenance,
     reproduce,
@@ -39,6 +40,7 @@ MODULES = (
     provenance,
     inside,
     tables,
+    fair,
 )
 
 

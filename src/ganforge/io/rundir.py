@@ -18,7 +18,7 @@ from ganforge.io.atomic import atomic_write_bytes
 
 MANIFEST = "manifest.json"
 FORMAT = 2
-KINDS = ("gan", "semisupervised", "robust", "detector", "table")
+KINDS = ("gan", "semisupervised", "robust", "detector", "table", "fair")
 # What each kind is trained with, for messages that send a folder to the right command.
 COMMANDS = {
     "gan": "ganforge train",
@@ -26,6 +26,7 @@ COMMANDS = {
     "robust": "ganforge robust-train",
     "detector": "ganforge detect train",
     "table": "ganforge train --dataset table",
+    "fair": "ganforge fair train",
 }
 
 
