@@ -87,7 +87,7 @@ class _FairGame:
         self,
         constraint: str = "demographic_parity",
         alpha: float = 3.0,
-        epochs: int = 60,
+        epochs: int = 20,
         batch_size: int = 256,
         width: int = 64,
         adversary_width: int = 32,
@@ -332,8 +332,18 @@ class FairRepresentation(_FairGame):
 
     _extra = ("dim",)
 
-    def __init__(self, dim: int = 8, alpha: float = 3.0, **settings: Any) -> None:
-        super().__init__(alpha=alpha, **settings)
+    def __init__(
+        self, dim: int = 4, alpha: float = 3.0, adversary_width: int = 64,
+        adversary_steps: int = 10, **settings: Any,
+    ) -> None:  # fmt: skip
+        # A stronger adversary than the classifier's: a representation has more room to
+        # hide the group from a weak one. On Adult (sex, alpha 3) with 4 numbers, a fresh
+        # MLP recovers sex at balanced accuracy 0.54 (0.59 with 8 numbers and the
+        # classifier's 32-unit, 5-step adversary).
+        super().__init__(
+            alpha=alpha, adversary_width=adversary_width, adversary_steps=adversary_steps,
+            **settings,
+        )  # fmt: skip
         self.dim = dim
 
     def _network(self) -> torch.nn.Module:

@@ -2,7 +2,8 @@
 
 ``fair_train`` splits the rows (``holdout`` of them held out, fixed seed), fits an
 :class:`AdversarialFairClassifier` (or a :class:`FairRepresentation`) on the rest with the
-target and the sensitive column left out of the features, and writes the folder (kind
+target (and, unless ``sensitive_as_feature``, the sensitive column) left out of the
+features, and writes the folder (kind
 ``fair``): ``manifest.json``, ``config.yaml``, ``model.pt`` (weights_only: settings, the
 feature encoding, both networks), ``report.json`` (held-out accuracy, fairlearn's gaps,
 per-group rates, the fresh-adversary audit) and ``fairness.png``. ``fair_audit`` reads the
@@ -55,12 +56,23 @@ class FairConfig:
         choices=("classifier", "representation"),
     )
     alpha: float = option(3.0, "adversary weight: 0 is the unconstrained model", metavar="A")
-    dim: int = option(8, "representation size (--model representation)", metavar="D")
-    epochs: int = option(60, "passes over the training rows", metavar="E")
+    dim: int = option(4, "representation size (--model representation)", metavar="D")
+    epochs: int = option(20, "passes over the training rows", metavar="E")
     batch_size: int = option(256, "rows per step", metavar="B")
     width: int = option(64, "units per hidden layer of the model", metavar="W")
-    adversary_width: int = option(32, "hidden units of the adversary (0: linear)", metavar="W")
-    adversary_steps: int = option(5, "adversary steps per model step", metavar="K")
+    adversary_width: int | None = option(
+        None, "hidden units of the adversary (0: linear)", metavar="W",
+        default_text="32; 64 for a representation",
+    )  # fmt: skip
+    adversary_steps: int | None = option(
+        None, "adversary steps per model step", metavar="K",
+        default_text="5; 10 for a representation",
+    )  # fmt: skip
+    sensitive_as_feature: bool = option(
+        False, "let the model read the sensitive column too (it can then treat the groups "
+        "differently to equalise their rates; left out by default)",
+        flag="--sensitive-as-feature",
+    )  # fmt: skip
     holdout: float = option(0.3, "share of rows held out for the report and the audit", metavar="P")
     seed: int = option(0, "random seed (the split and the networks)")
     device: str = option("cpu", "cpu, cuda, mps, auto")
@@ -79,12 +91,13 @@ class FairConfig:
             epochs=self.epochs,
             batch_size=self.batch_size,
             width=self.width,
-            adversary_width=self.adversary_width,
-            adversary_steps=self.adversary_steps,
             seed=self.seed,
             device=self.device,
             progress=progress,
         )
+        for name in ("adversary_width", "adversary_steps"):
+            if getattr(self, name) is not None:
+                common[name] = getattr(self, name)
         if self.model == "representation":
             return FairRepresentation(dim=self.dim, **common)
         return AdversarialFairClassifier(**common)
@@ -111,9 +124,10 @@ def prepare(cfg: FairConfig, table: Table | None = None) -> Prepared:
     a, groups, column = sensitive_groups(table, cfg.sensitive)
     if column == cfg.target:
         raise GanforgeError("the target and the sensitive column must differ")
+    left_out = (cfg.target,) if cfg.sensitive_as_feature else (cfg.target, column)
     features = Table(
-        [c for c in table.columns if c.name not in (cfg.target, column)],
-        {k: v for k, v in table.values.items() if k not in (cfg.target, column)},
+        [c for c in table.columns if c.name not in left_out],
+        {k: v for k, v in table.values.items() if k not in left_out},
     )
     order = np.random.default_rng(cfg.seed).permutation(len(table))
     cut = int(round(len(table) * (1 - cfg.holdout)))
