@@ -267,6 +267,24 @@ def test_fair_train_and_audit_from_the_command_line(tmp_path, capsys):
     # A second training into the finished folder is refused.
     assert main(argv) == 2
     assert "already holds" in capsys.readouterr().err
+    # Told to, the model reads the sensitive column too.
+    aware = tmp_path / "aware"
+    assert main([*argv[:-3], "--out", str(aware), "--quiet", "--sensitive-as-feature"]) == 0
+    assert "sex" in [s["name"] for s in load_fair_model(aware).features_.specs]
+
+
+def test_a_failed_training_leaves_no_folder(tmp_path, monkeypatch):
+    from ganforge.fairness import runner
+    from ganforge.fairness.runner import FairConfig, fair_train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(runner, "_fit_and_write", broken)
+    cfg = FairConfig(data=str(_csv(tmp_path / "p.csv")), target="income", sensitive="sex")
+    with pytest.raises(RuntimeError):
+        fair_train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

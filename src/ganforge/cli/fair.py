@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 from ganforge.cli.flags import add_config_flags, add_json_out, formatter
 
@@ -64,7 +65,9 @@ def run_train(args: argparse.Namespace) -> int:
     from ganforge.fairness.runner import FairConfig, fair_train, format_report
 
     cfg = merge(FairConfig(), config_overrides(args, FairConfig))
-    report = fair_train(cfg, args.out, progress=not args.quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what a warning would say is printed below
+        report = fair_train(cfg, args.out, progress=not args.quiet)
     print(format_report(report))
     if report["uninformative"]:
         print(

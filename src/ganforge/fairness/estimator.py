@@ -115,14 +115,25 @@ class _FairGame:
             )
         if not (math.isfinite(self.alpha) and 0 <= self.alpha <= 1e4):
             raise GanforgeError(f"alpha must be in [0, 10000], got {self.alpha}")
-        for name in ("epochs", "batch_size", "width", "adversary_steps"):
-            if int(getattr(self, name)) < 1:
-                raise GanforgeError(f"{name} must be at least 1")
+        limits = {"epochs": (1, 100_000), "batch_size": (1, 1_000_000), "width": (1, 8192),
+                  "adversary_width": (0, 8192), "adversary_steps": (1, 1000)}  # fmt: skip
+        if hasattr(self, "dim"):
+            limits["dim"] = (1, 4096)
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if not (isinstance(value, int | np.integer) and low <= value <= high):
+                raise GanforgeError(
+                    f"{name} must be a whole number in [{low}, {high}], got {value}"
+                )
         for name in ("lr", "adversary_lr"):
             if not (0 < getattr(self, name) <= 1):
-                raise GanforgeError(f"{name} must be in (0, 1]")
+                raise GanforgeError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if not (0 <= self.ema_decay < 1):
-            raise GanforgeError("ema_decay must be in [0, 1)")
+            raise GanforgeError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not (0 <= self.warmup_epochs <= 1e5):
+            raise GanforgeError(f"warmup_epochs must be in [0, 100000], got {self.warmup_epochs}")
+        if not (isinstance(self.seed, int | np.integer) and 0 <= self.seed < 2**63):
+            raise GanforgeError(f"seed must be a whole number in [0, 2**63), got {self.seed}")
 
     def _inputs(self, X: Any, fitting: bool, exclude: tuple[str, ...] = ()) -> Tensor:
         table = _table(X)
@@ -172,7 +183,8 @@ class _FairGame:
             constraint=self.constraint,
             alpha=float(self.alpha),
             batch_size=int(self.batch_size),
-            warmup=int(self.warmup_epochs * steps_per_epoch),
+            # at most a quarter of the run, so a short run still plays the game
+            warmup=int(min(self.warmup_epochs, self.epochs / 4) * steps_per_epoch),
             adversary_steps=int(self.adversary_steps),
             adversary_width=int(self.adversary_width),
             lr=float(self.lr),

@@ -13,6 +13,7 @@ folder and the CSV again and trains fresh adversaries on the held-out rows.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from ganforge.fairness.estimator import FORMAT, AdversarialFairClassifier, FairR
 from ganforge.fairness.features import labels, sensitive_groups
 from ganforge.fairness.recipe import CONSTRAINTS
 from ganforge.io.atomic import atomic_write_bytes
-from ganforge.io.rundir import RunLock, check_out_folder, require_kind, write_manifest
+from ganforge.io.rundir import RunLock, check_out_folder, require_kind, run_kind, write_manifest
 from ganforge.io.safe import load_safely, save_state
 
 KIND = "fair"
@@ -83,6 +84,10 @@ class FairConfig:
                 raise GanforgeError(f"give --{name}")
         if not 0 < self.holdout < 1:
             raise GanforgeError(f"--holdout must be in (0, 1), got {self.holdout}")
+        if not 0 <= self.seed < 2**63:
+            raise GanforgeError(f"--seed must be in [0, 2**63), got {self.seed}")
+        # The model's own limits, before the data is read.
+        self.estimator()._check_settings()
 
     def estimator(self, progress: bool = False):
         common = dict(
@@ -193,6 +198,22 @@ def fair_train(
     if (out / MODEL).exists():
         raise GanforgeError(f"{out} already holds a fair model; choose another --out")
     p = prepare(cfg, table)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GanforgeError(f"cannot create --out {out}: {err.strerror or err}") from None
+    try:
+        with RunLock(out):
+            report = _fit_and_write(cfg, out, p, progress)
+    except BaseException:
+        if created:  # nothing half-made is left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return report
+
+
+def _fit_and_write(cfg: FairConfig, out: Path, p: Prepared, progress: bool) -> dict[str, Any]:
     model = cfg.estimator(progress)
     model.fit(p.train, p.y, sensitive_features=p.a)
     pred = _predict_codes(model, p.test)
@@ -214,13 +235,11 @@ def fair_train(
         "uninformative": bool(getattr(model, "uninformative_", False)),
         "fit_seconds": round(model.fit_seconds_, 1),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    with RunLock(out):
-        write_manifest(out, KIND)
-        save_yaml(cfg, out / "config.yaml")
-        save_state(out / MODEL, model.state_dict())
-        atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
-        picture(report, out / "fairness.png")
+    write_manifest(out, KIND)
+    save_yaml(cfg, out / "config.yaml")
+    picture(report, out / "fairness.png")
+    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    save_state(out / MODEL, model.state_dict())  # last: a folder with a model is whole
     return report
 
 
@@ -229,7 +248,9 @@ def load_fair_model(run: str | Path):
     run = Path(run)
     if not run.is_dir():
         raise GanforgeError(f"{run} is not a run folder")
-    require_kind(run, KIND)
+    if run_kind(run) != KIND:
+        require_kind(run, KIND)  # names what the folder is, when it is another kind
+        raise GanforgeError(f"{run} is not a fair run folder (made by 'ganforge fair train')")
     if not (run / MODEL).is_file():
         raise GanforgeError(f"{run} holds no {MODEL}; was its training finished?")
     state = load_safely(run / MODEL, FORMAT, "fair model")
