@@ -257,7 +257,11 @@ def test_fair_train_and_audit_from_the_command_line(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["groups"] == ["Male", "Female"] and report["positive_class"] == ">50K"
     assert report["held_out_rows"] == 180 and report["train_rows"] == 420
+    import ganforge
+
     model = load_fair_model(out)
+    for loaded in (ganforge.load(out), ganforge.load(out / "model.pt")):
+        assert type(loaded) is type(model) and loaded.groups_.tolist() == model.groups_.tolist()
     assert model.features_ is not None and "sex" not in [s["name"] for s in model.features_.specs]
     again = fair_audit(out)
     assert again["held_out"] == report["held_out"]
