@@ -190,7 +190,7 @@ def jobs_for(case: str, seeds: int, quick: bool, data: Path) -> list[dict[str, A
         ]
         jobs += [
             {"method": "fairlearn-adversarial", "constraint": constraint, "setting": a, "seed": 0}
-            for a in FAIRLEARN_ALPHAS[1 :: 2 if quick else 1]
+            for a in FAIRLEARN_ALPHAS[:: 2 if quick else 1]
         ]
         jobs += [
             {"method": "fairlearn-expgrad", "constraint": constraint, "setting": b, "seed": 0}
