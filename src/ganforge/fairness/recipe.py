@@ -118,17 +118,32 @@ class FairGameRecipe(Recipe):
         self.players = Players(device)
         self.idx: Tensor | None = None
 
-    def _add_adversary(self, d_in: int) -> None:
-        adv = Adversary(d_in, self.groups, self.adversary_width).to(self.players.device)
-        opt = build_optimizer("adam", adv.parameters(), self.players.device, lr=self.adversary_lr)
+    # What a subclass names: its trained model (a player) and its phase.
+    model_name = "model"
+    phase_name = "M main"
+
+    def _add_players(self, net: nn.Module, ema_decay: float, adversary_in: int) -> None:
+        device = self.players.device
+        net = net.to(device)
+        opt = build_optimizer("adam", net.parameters(), device, lr=self.lr)
+        self.players.add(self.model_name, net, opt, schedule="linear", ema_decay=ema_decay)
+        adv = Adversary(adversary_in, self.groups, self.adversary_width).to(device)
+        opt = build_optimizer("adam", adv.parameters(), device, lr=self.adversary_lr)
         self.players.add("adversary", adv, opt, schedule="linear")
+
+    def task(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The model's output the adversary reads, and its label logit."""
+        raise NotImplementedError
 
     def seen(self, out: Tensor, y: Tensor) -> Tensor:
         """What the adversary is given of the model's output ``out`` for labels ``y``."""
         raise NotImplementedError
 
     def output(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        return self.task(x)[0]
+
+    def phases(self) -> list[Phase]:
+        return [Phase("A main", self.a_main), Phase(self.phase_name, self.m_main)]
 
     def a_main(self, step: int) -> dict[str, Tensor]:
         self.idx = self.batches.next()
@@ -140,6 +155,20 @@ class FairGameRecipe(Recipe):
             loss = group_loss(adv(seen), a, w)
             self.players.step("adversary", loss)
         return {"loss_adv": loss.detach()}
+
+    def m_main(self, step: int) -> dict[str, Tensor]:
+        x, y, a, w = self.x[self.idx], self.y[self.idx], self.a[self.idx], self.weight[self.idx]
+        out, logit = self.task(x)
+        task = nn.functional.binary_cross_entropy_with_logits(logit, y.float())
+        if step < self.warmup or self.alpha == 0:
+            self.players.step(self.model_name, task)
+            return {"loss_task": task.detach()}
+        adv = self.players["adversary"].requires_grad_(False)
+        gain = group_loss(adv(self.seen(out, y)), a, w)
+        adv.requires_grad_(True)
+        params = [p for p in self.players[self.model_name].parameters() if p.requires_grad]
+        projected_step(self.players.optimizers[self.model_name], params, task, gain, self.alpha)
+        return {"loss_task": task.detach()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"batches": self.batches.state_dict()}
@@ -158,52 +187,22 @@ class FairClassifierRecipe(FairGameRecipe):
 
     kind = "fair-classifier"
     title = "adversarially debiased classifier"
+    model_name, phase_name = "predictor", "P main"
 
     def __init__(
-        self,
-        x: Tensor,
-        y: Tensor,
-        a: Tensor,
-        groups: int,
-        *,
-        width: int,
-        ema_decay: float,
+        self, x: Tensor, y: Tensor, a: Tensor, groups: int, *, width: int, ema_decay: float,
         **game: Any,
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__(x, y, a, groups, **game)
-        device = self.players.device
-        net = body(tuple(self.x.shape[1:]), width, 1).to(device)
-        self.players.add(
-            "predictor",
-            net,
-            build_optimizer("adam", net.parameters(), device, lr=self.lr),
-            schedule="linear",
-            ema_decay=ema_decay,
-        )
-        self._add_adversary(3 if self.constraint == "demographic_parity" else 7)
+        net = body(tuple(self.x.shape[1:]), width, 1)
+        self._add_players(net, ema_decay, 3 if self.constraint == "demographic_parity" else 7)
 
-    def output(self, x: Tensor) -> Tensor:
-        return self.players["predictor"](x).squeeze(1)
+    def task(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        logit = self.players["predictor"](x).squeeze(1)
+        return logit, logit
 
     def seen(self, out: Tensor, y: Tensor) -> Tensor:
         return adversary_features(out, y if self.constraint == "equalized_odds" else None)
-
-    def phases(self) -> list[Phase]:
-        return [Phase("A main", self.a_main), Phase("P main", self.p_main)]
-
-    def p_main(self, step: int) -> dict[str, Tensor]:
-        x, y, a, w = self.x[self.idx], self.y[self.idx], self.a[self.idx], self.weight[self.idx]
-        logit = self.output(x)
-        task = nn.functional.binary_cross_entropy_with_logits(logit, y.float())
-        if step < self.warmup or self.alpha == 0:
-            self.players.step("predictor", task)
-            return {"loss_task": task.detach()}
-        adv = self.players["adversary"].requires_grad_(False)
-        gain = group_loss(adv(self.seen(logit, y)), a, w)
-        adv.requires_grad_(True)
-        params = [p for p in self.players["predictor"].parameters() if p.requires_grad]
-        projected_step(self.players.optimizers["predictor"], params, task, gain, self.alpha)
-        return {"loss_task": task.detach()}
 
 
 class Representation(nn.Module):
@@ -225,52 +224,20 @@ class FairRepresentationRecipe(FairGameRecipe):
 
     kind = "fair-representation"
     title = "adversarially fair representation"
+    model_name, phase_name = "model", "E main"
 
     def __init__(
-        self,
-        x: Tensor,
-        y: Tensor,
-        a: Tensor,
-        groups: int,
-        *,
-        width: int,
-        dim: int,
-        ema_decay: float,
-        **game: Any,
-    ) -> None:
+        self, x: Tensor, y: Tensor, a: Tensor, groups: int, *, width: int, dim: int,
+        ema_decay: float, **game: Any,
+    ) -> None:  # fmt: skip
         super().__init__(x, y, a, groups, **game)
-        device = self.players.device
-        net = Representation(tuple(self.x.shape[1:]), width, dim).to(device)
-        self.players.add(
-            "model",
-            net,
-            build_optimizer("adam", net.parameters(), device, lr=self.lr),
-            schedule="linear",
-            ema_decay=ema_decay,
-        )
-        self._add_adversary(dim + (1 if self.constraint == "equalized_odds" else 0))
+        net = Representation(tuple(self.x.shape[1:]), width, dim)
+        self._add_players(net, ema_decay, dim + (1 if self.constraint == "equalized_odds" else 0))
 
-    def output(self, x: Tensor) -> Tensor:
-        return self.players["model"](x)[0]
+    def task(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.players["model"](x)
 
     def seen(self, out: Tensor, y: Tensor) -> Tensor:
         if self.constraint == "equalized_odds":
             return torch.cat([out, y.float().unsqueeze(1)], 1)
         return out
-
-    def phases(self) -> list[Phase]:
-        return [Phase("A main", self.a_main), Phase("E main", self.e_main)]
-
-    def e_main(self, step: int) -> dict[str, Tensor]:
-        x, y, a, w = self.x[self.idx], self.y[self.idx], self.a[self.idx], self.weight[self.idx]
-        z, logit = self.players["model"](x)
-        task = nn.functional.binary_cross_entropy_with_logits(logit, y.float())
-        if step < self.warmup or self.alpha == 0:
-            self.players.step("model", task)
-            return {"loss_task": task.detach()}
-        adv = self.players["adversary"].requires_grad_(False)
-        gain = group_loss(adv(self.seen(z, y)), a, w)
-        adv.requires_grad_(True)
-        params = [p for p in self.players["model"].parameters() if p.requires_grad]
-        projected_step(self.players.optimizers["model"], params, task, gain, self.alpha)
-        return {"loss_task": task.detach()}
