@@ -51,24 +51,25 @@ def test_independent_attribute_debiased_and_unconstrained_agree():
     assert proba.shape == (2000, 2) and np.allclose(proba.sum(1), 1)
 
 
-def test_label_equal_to_attribute_forces_constant_predictions_and_says_so():
+@pytest.mark.parametrize("seed", [0, 1])
+def test_label_equal_to_attribute_leaves_nothing_to_predict_and_says_so(seed):
+    """Under demographic parity a label that is the attribute cannot be predicted: the
+    predictions end no better than always the majority class (in most seeds, constant),
+    the gap near 0, and the model warns."""
     rng = np.random.default_rng(0)
     n = 3000
     a = (rng.random(n) < 0.3).astype(int)
     y = a.copy()
     x = np.stack([a + 0.3 * rng.normal(size=n), rng.normal(size=n)], 1).astype(np.float32)
-    plain = AdversarialFairClassifier(alpha=0.0, **FAST).fit(x, y, sensitive_features=a)
+    settings = {**FAST, "epochs": 30, "seed": seed}
+    plain = AdversarialFairClassifier(alpha=0.0, **settings).fit(x, y, sensitive_features=a)
     assert not plain.uninformative_ and np.mean(plain.predict(x) == y) > 0.9
-    with pytest.warns(UserWarning, match="nearly constant"):
-        fair = AdversarialFairClassifier(alpha=3.0, **FAST).fit(x, y, sensitive_features=a)
-    assert fair.constant_ and fair.uninformative_
+    with pytest.warns(UserWarning, match="the predictions are"):
+        fair = AdversarialFairClassifier(alpha=3.0, **settings).fit(x, y, sensitive_features=a)
+    assert fair.uninformative_
     pred = fair.predict(x)
-    assert gaps(y, pred, a)["demographic_parity"] < 0.02
-    # A heavier weight leaves predictions that wander with the noise: no better than the
-    # majority class, and said so too.
-    with pytest.warns(UserWarning, match="no better than always predicting"):
-        wild = AdversarialFairClassifier(alpha=10.0, **FAST).fit(x, y, sensitive_features=a)
-    assert wild.uninformative_ and not wild.constant_
+    assert np.mean(pred == y) <= 0.71  # the majority class is 70%
+    assert gaps(y, pred, a)["demographic_parity"] < 0.03
 
 
 def test_demographic_parity_and_equalized_odds_shrink_their_gaps():
@@ -148,15 +149,17 @@ def test_representation_hides_a_linear_group_signal_and_keeps_the_label():
 
     x, y, a = data(4000)
     xt, yt, at = data(3000)
-    rep = FairRepresentation(dim=4, alpha=3.0, **FAST).fit(x, y, sensitive_features=a)
+    settings = {**FAST, "epochs": 30}
+    rep = FairRepresentation(dim=2, alpha=3.0, **settings).fit(x, y, sensitive_features=a)
     z, zt = rep.transform(x), rep.transform(xt)
-    assert z.shape == (4000, 4) and z.dtype == np.float32
+    assert z.shape == (4000, 2) and z.dtype == np.float32
     acc = LogisticRegression().fit(z, y).score(zt, yt)
     audit = fresh_adversaries(zt, at, seed=0)
     raw = fresh_adversaries(xt, at, seed=0)
     assert acc > 0.9
     assert raw["balanced_accuracy"]["logistic"] > 0.9  # the raw features give it away
-    assert max(audit["balanced_accuracy"].values()) < 0.6
+    # Seeds 0-3 measured at most 0.522 (fully trained fresh MLP, trees, logistic).
+    assert max(audit["balanced_accuracy"].values()) < 0.58
     assert np.mean(rep.predict(xt) == yt) > 0.9
 
 
@@ -351,3 +354,61 @@ def test_saved_model_predicts_as_before(tmp_path):
     save_state(tmp_path / "r.pt", rep.state_dict())
     rep2 = FairRepresentation.from_state(load_safely(tmp_path / "r.pt", "ganforge-fair-1", "x"))
     assert np.allclose(rep2.transform(x), rep.transform(x))
+
+
+def test_three_groups_and_dataframes(tmp_path):
+    """A sensitive attribute with three groups, fitted on a DataFrame of mixed columns and
+    predicted on one row, on integers given as floats, and on a saved and reloaded model."""
+    import pandas as pd
+
+    from ganforge.io.safe import load_safely, save_state
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    a = rng.choice(["p", "q", "r"], n)
+    kind = rng.integers(0, 4, n)
+    score = rng.normal(size=n) + (a == "p") + 0.5 * (kind == 1)
+    frame = pd.DataFrame({"score": score + 0.3 * rng.normal(size=n), "kind": kind,
+                          "city": rng.choice(["x", "y"], n)})  # fmt: skip
+    y = np.where(score > 0.5, "yes", "no")
+    plain = AdversarialFairClassifier(alpha=0, **FAST).fit(frame, y, sensitive_features=a)
+    fair = AdversarialFairClassifier(alpha=3, **FAST).fit(frame, y, sensitive_features=a)
+    assert list(fair.groups_) == ["p", "q", "r"]
+    g_plain, g_fair = gaps(y, plain.predict(frame), a), gaps(y, fair.predict(frame), a)
+    assert g_fair["demographic_parity"] < g_plain["demographic_parity"] / 2
+    assert fair.predict(frame.iloc[:1]).shape == (1,)
+    as_float = frame.assign(kind=frame["kind"].astype(float))
+    assert np.array_equal(fair.predict(as_float), fair.predict(frame))
+    with pytest.raises(GanforgeError, match="no column 'kind'"):
+        fair.predict(frame.drop(columns="kind"))
+    with pytest.raises(GanforgeError, match="fitted on a table"):
+        fair.predict(frame[["score", "kind"]].to_numpy(dtype=float))
+    audit = fresh_adversaries(fair.decision_function(frame)[:, None], a, seed=0)
+    assert audit["chance"] == pytest.approx(1 / 3)
+    rep = FairRepresentation(dim=2, **FAST).fit(frame, y, sensitive_features=a)
+    save_state(tmp_path / "rep.pt", rep.state_dict())
+    back = FairRepresentation.from_state(load_safely(tmp_path / "rep.pt", "ganforge-fair-1", "x"))
+    assert np.allclose(back.transform(frame), rep.transform(frame))
+
+
+def test_inputs_that_are_not_numbers_are_one_line_errors():
+    import pandas as pd
+
+    x, y, a = _independent(200)
+    model = AdversarialFairClassifier(**FAST)
+    cases = [
+        (lambda: model.fit(np.array([["a", "b"]] * 200), y, sensitive_features=a), "numbers"),
+        (lambda: model.fit(x, np.array(["yes", 0] * 100, dtype=object), sensitive_features=a),
+         "mixes"),
+        (lambda: model.fit(x, y, sensitive_features=pd.array([1, pd.NA] * 100)), "missing"),
+        (lambda: AdversarialFairClassifier(lr="0.1").fit(x, y, sensitive_features=a), "number"),
+        (lambda: fresh_adversaries(np.zeros((10, 1)), [0] * 8 + [1] * 2), "at least 4"),
+    ]  # fmt: skip
+    for call, message in cases:
+        with pytest.raises(GanforgeError, match=message) as err:
+            call()
+        assert "\n" not in str(err.value)
+    flags = (x > 0).astype(np.uint8)  # 0/1 features as uint8 are numbers, not images
+    assert AdversarialFairClassifier(**FAST).fit(flags, y, sensitive_features=a).predict(
+        flags
+    ).shape == (200,)

@@ -16,7 +16,6 @@ written ``COLUMN>=VALUE`` (German credit's ``age>=25``).
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -79,14 +78,16 @@ class TableFeatures:
     def dim(self) -> int:
         return sum(_width(s) for s in self.specs)
 
-    def transform(self, table: Table) -> torch.Tensor:
+    def transform(self, table: Table | dict[str, np.ndarray]) -> torch.Tensor:
+        """Features of ``table`` (a Table, or columns by name as arrays of any type)."""
         from ganforge.data.table import Column
 
+        values = table.values if isinstance(table, Table) else table
         parts = []
         for s in self.specs:
-            if s["name"] not in table.values:
+            if s["name"] not in values:
                 raise GanforgeError(f"the rows have no column {s['name']!r}")
-            v = table.values[s["name"]]
+            v = np.asarray(values[s["name"]])
             if s["kind"] == "onehot":
                 column = Column(**s["column"])
                 codes = category_codes(column, _as_text(v))
@@ -131,9 +132,20 @@ def _skew(x: np.ndarray) -> float:
 
 
 def _as_text(v: np.ndarray) -> np.ndarray:
-    if v.dtype == object:
-        return v
-    return np.array([None if not math.isfinite(x) else _number_text(x) for x in v], dtype=object)
+    """Values as the text a category is written as: 3 and 3.0 both "3"; missing None."""
+    import pandas as pd
+
+    out = np.empty(len(v), dtype=object)
+    for i, x in enumerate(v):
+        if x is None or (not isinstance(x, str) and pd.isna(x)):
+            out[i] = None
+        elif isinstance(x, str):
+            out[i] = x
+        elif isinstance(x, bool | np.bool_):
+            out[i] = str(x).lower()
+        else:
+            out[i] = _number_text(float(x))
+    return out
 
 
 def _number_text(x: float) -> str:
@@ -141,11 +153,13 @@ def _number_text(x: float) -> str:
 
 
 def _as_numbers(v: np.ndarray, name: str) -> np.ndarray:
+    import pandas as pd
+
     if v.dtype != object:
         return v.astype(np.float64)
     try:
-        return np.array([np.nan if x is None else float(x) for x in v], dtype=np.float64)
-    except ValueError:
+        return np.array([np.nan if pd.isna(x) else float(x) for x in v], dtype=np.float64)
+    except (TypeError, ValueError):
         raise GanforgeError(f"column {name!r} holds text where numbers were learned") from None
 
 

@@ -57,7 +57,7 @@ class FairConfig:
         choices=("classifier", "representation"),
     )
     alpha: float = option(3.0, "adversary weight: 0 is the unconstrained model", metavar="A")
-    dim: int = option(4, "representation size (--model representation)", metavar="D")
+    dim: int = option(2, "representation size (--model representation)", metavar="D")
     epochs: int = option(20, "passes over the training rows", metavar="E")
     batch_size: int = option(256, "rows per step", metavar="B")
     width: int = option(64, "units per hidden layer of the model", metavar="W")
@@ -139,6 +139,14 @@ def prepare(cfg: FairConfig, table: Table | None = None) -> Prepared:
     if min(cut, len(table) - cut) < 20:
         raise GanforgeError(f"{len(table)} rows are too few to train and hold out from")
     fit, held = order[:cut], order[cut:]
+    for g, name in enumerate(groups):
+        n_fit, n_held = int((a[fit] == g).sum()), int((a[held] == g).sum())
+        if n_fit < 1 or n_held < 4:
+            raise GanforgeError(
+                f"the group {name!r} has {n_fit} training and {n_held} held-out rows; each "
+                "group needs some of both (4 held out for the audit): merge small groups "
+                "or change --holdout"
+            )
     return Prepared(
         features.rows(fit),
         features.rows(held),
