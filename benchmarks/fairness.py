@@ -47,27 +47,18 @@ TARGETS = {"demographic_parity": 0.02, "equalized_odds": 0.03}
 
 
 def load_case(case: str, data: Path) -> dict[str, Any]:
-    from ganforge.data.table import read_table
-    from ganforge.fairness.features import TableFeatures, labels, sensitive_groups
-    from ganforge.tables.evaluate import split
+    """The case's features, labels and groups, split as ``ganforge fair train`` splits."""
+    from ganforge.fairness.features import TableFeatures
+    from ganforge.fairness.runner import FairConfig, prepare
 
     file, target, sensitive, aware = CASES[case]
-    table = read_table(data / file)
-    train, test = split(table, 0.3, seed=0)
-    y, _ = labels(train, target)
-    y_test, _ = labels(test, target)
-    a, names, column = sensitive_groups(train, sensitive)
-    a_test, _, _ = sensitive_groups(test, sensitive)
-    features = TableFeatures.fit(train, (target,) if aware else (target, column))
-    return {
-        "x": features.transform(train).numpy(),
-        "y": y,
-        "a": a,
-        "x_test": features.transform(test).numpy(),
-        "y_test": y_test,
-        "a_test": a_test,
-        "groups": names,
-    }
+    cfg = FairConfig(data=str(data / file), target=target, sensitive=sensitive,
+                     sensitive_as_feature=aware, holdout=0.3, seed=0)  # fmt: skip
+    p = prepare(cfg)
+    features = TableFeatures.fit(p.train)
+    return {"x": features.transform(p.train).numpy(), "y": p.y, "a": p.a,
+            "x_test": features.transform(p.test).numpy(), "y_test": p.y_test,
+            "a_test": p.a_test, "groups": p.groups}  # fmt: skip
 
 
 def epochs_for(n: int) -> int:
