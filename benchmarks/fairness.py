@@ -354,10 +354,14 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="one seed, every other setting")
     p.add_argument("--data", type=Path, default=DATA, help="the tabular data folder")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--out", type=Path, default=RESULTS / "fairness.json")
+    p.add_argument("--out", type=Path, help="the report (default: results/fairness.json; "
+                   "--quick: results/fairness_quick.json, so a smoke run never overwrites "
+                   "the published figures)")  # fmt: skip
     p.add_argument("--cache", type=Path, default=RESULTS / "fairness_runs.jsonl",
                    help="every fit's result, one JSON line each (reused by a rerun)")  # fmt: skip
     args = p.parse_args()
+    stem = "fairness_quick" if args.quick else "fairness"
+    args.out = args.out or RESULTS / f"{stem}.json"
     from ganforge.io.atomic import atomic_write_bytes
 
     seeds = 1 if args.quick else args.seeds
@@ -408,7 +412,7 @@ def main() -> None:
             "representation": [r for r in mine if r["method"] == "representation"],
             "runs": mine,
         }
-        plot(case, pts, majority, RESULTS / f"fairness_{case}.png")
+        plot(case, pts, majority, args.out.parent / f"{stem}_{case}.png")
     report["seconds"] = round(time.perf_counter() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out, (json.dumps(report, indent=1) + "\n").encode())
