@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ganforge.cli.flags import add_config_flags, add_run_options, formatter
 
@@ -69,10 +68,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ganforge.detect import detect_files, load_detector
-    from ganforge.io.atomic import atomic_write_bytes
+    from ganforge.io.atomic import atomic_write_json
 
     detector = load_detector(args.model, args.device)
     rows = detect_files(detector, args.files)
@@ -81,5 +78,5 @@ def run_detect(args: argparse.Namespace) -> int:
     generated = sum(r["call"] == "generated" for r in rows)
     print(f"{generated} of {len(rows)} called generated (threshold {detector.threshold:.3f})")
     if args.json:
-        atomic_write_bytes(Path(args.json), (json.dumps(rows, indent=2) + "\n").encode())
+        atomic_write_json(args.json, rows)
     return 0

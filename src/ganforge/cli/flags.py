@@ -133,8 +133,6 @@ def check_json_out(args: argparse.Namespace) -> None:
 
 def write_json_out(args: argparse.Namespace, result: Any) -> None:
     if args.json:
-        import json
+        from ganforge.io.atomic import atomic_write_json
 
-        from ganforge.io.atomic import atomic_write_bytes
-
-        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+        atomic_write_json(args.json, result)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ganforge.cli.flags import add_force, formatter
@@ -69,7 +68,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ganforge.errors import GanforgeError
-    from ganforge.io.atomic import atomic_write_bytes
+    from ganforge.io.atomic import atomic_write_json
     from ganforge.provenance.verify import expected_payload, verify_files
 
     trust = None
@@ -84,6 +83,6 @@ def run_verify(args: argparse.Namespace) -> int:
         print(verdict.line())
     if args.json:
         rows = [v.__dict__ | {"exit_code": v.exit_code} for v in verdicts]
-        atomic_write_bytes(Path(args.json), (json.dumps(rows, indent=2) + "\n").encode())
+        atomic_write_json(args.json, rows)
     sys.stdout.flush()
     return max(v.exit_code for v in verdicts)

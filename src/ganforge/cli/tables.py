@@ -6,7 +6,6 @@ image commands keep their own options."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ganforge.cli.flags import add_config_flags, formatter
@@ -140,13 +139,13 @@ def run_synthesize(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ganforge.cli.flags import refuse_existing
-    from ganforge.io.atomic import atomic_write_bytes
+    from ganforge.io.atomic import atomic_write_json
     from ganforge.tables.evaluate import evaluate_run, format_report
 
     out = Path(args.out) if args.out else Path(args.source) / "evaluation.json"
     refuse_existing(out, args.force)
     report = evaluate_run(args.source, args.real, args.train, args.target, args.n)
     print(format_report(report))
-    atomic_write_bytes(out, (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write_json(out, report)
     print(f"wrote {out}")
     return 0

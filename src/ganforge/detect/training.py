@@ -14,7 +14,6 @@ float NCHW in [0, 1] (the robustness package's box, where its attacks' epsilons 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from ganforge.data.images import to_uint8
 from ganforge.data.sampler import EpochSampler
 from ganforge.detect.degrade import random_degrade
 from ganforge.errors import GanforgeError
-from ganforge.io.atomic import atomic_write_bytes
+from ganforge.io.atomic import atomic_write_json
 from ganforge.io.rundir import check_out_folder
 from ganforge.robustness.models import CLASSIFIERS, build_classifier, save_classifier
 from ganforge.robustness.training import to_unit
@@ -284,5 +283,5 @@ def train_detector(
         save_classifier(out / DETECTOR_FILE, model, info)
         summary = {"config": settings, "threshold": threshold, "held_out": report,
                    "train_seconds": round(engine.seconds, 1), "device": str(dev)}  # fmt: skip
-        atomic_write_bytes(out / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
+        atomic_write_json(out / SUMMARY, summary)
     return DetectorResult(out, threshold, report, engine.seconds)

@@ -12,7 +12,6 @@ folder and the CSV again and trains fresh adversaries on the held-out rows.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,10 @@ from ganforge.fairness.audit import fresh_adversaries, gaps
 from ganforge.fairness.estimator import FORMAT, AdversarialFairClassifier, FairRepresentation
 from ganforge.fairness.features import labels, sensitive_groups
 from ganforge.fairness.recipe import CONSTRAINTS
-from ganforge.io.atomic import atomic_write_bytes
+from ganforge.io.atomic import atomic_write_json
 from ganforge.io.rundir import RunLock, check_out_folder, require_kind, run_kind, write_manifest
 from ganforge.io.safe import load_safely, save_state
+from ganforge.tables.evaluate import split_rows
 
 KIND = "fair"
 MODEL = "model.pt"
@@ -134,11 +134,9 @@ def prepare(cfg: FairConfig, table: Table | None = None) -> Prepared:
         [c for c in table.columns if c.name not in left_out],
         {k: v for k, v in table.values.items() if k not in left_out},
     )
-    order = np.random.default_rng(cfg.seed).permutation(len(table))
-    cut = int(round(len(table) * (1 - cfg.holdout)))
-    if min(cut, len(table) - cut) < 20:
+    fit, held = split_rows(len(table), cfg.holdout, cfg.seed)  # as tables.evaluate.split
+    if min(len(fit), len(held)) < 20:
         raise GanforgeError(f"{len(table)} rows are too few to train and hold out from")
-    fit, held = order[:cut], order[cut:]
     for g, name in enumerate(groups):
         n_fit, n_held = int((a[fit] == g).sum()), int((a[held] == g).sum())
         if n_fit < 1 or n_held < 4:
@@ -246,7 +244,7 @@ def _fit_and_write(cfg: FairConfig, out: Path, p: Prepared, progress: bool) -> d
     write_manifest(out, KIND)
     save_yaml(cfg, out / "config.yaml")
     picture(report, out / "fairness.png")
-    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write_json(out / "report.json", report)
     save_state(out / MODEL, model.state_dict())  # last: a folder with a model is whole
     return report
 
@@ -312,7 +310,7 @@ def picture(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ganforge.io.atomic import atomic_save
+    from ganforge.viz.plots import save_png
 
     groups = report["by_group"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -338,5 +336,4 @@ def picture(report: dict[str, Any], path: Path) -> None:
     right.set_xlabel(f"balanced accuracy recovering the group (red: {audit['baseline_is']})")
     right.set_title("fresh adversaries on held-out outputs", fontsize=9)
     fig.tight_layout()
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
+    save_png(fig, path)

@@ -7,7 +7,6 @@ folder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ganforge.data.images import png_bytes
@@ -20,6 +19,7 @@ from ganforge.inside.layers import (
     layer_modules,
     layer_strip,
 )
+from ganforge.io.atomic import json_bytes
 
 __all__ = [
     "Probes", "capture", "dissect_run", "dream_run", "fit_probes", "layer_modules",
@@ -41,10 +41,6 @@ def _new_folder(out: str | Path) -> Path:
     except OSError as err:
         raise GanforgeError(f"cannot write {out}: {err.strerror or err}") from None
     return out
-
-
-def _json(report: dict) -> bytes:
-    return (json.dumps(report, indent=2) + "\n").encode()
 
 
 def _write(out: Path, files: dict[str, bytes]) -> None:
@@ -86,7 +82,7 @@ def render_layers(
     for seed in seeds:
         picture, names = layer_strip(gen, seed, probes, maps, class_label)
         files[f"layers_seed{seed}.png"] = png_bytes(labelled(picture, names))
-    files["layers.json"] = _json(report)
+    files["layers.json"] = json_bytes(report)
     _write(out, files)
     return report
 
@@ -115,7 +111,7 @@ def dissect_run(
     result = dissect(gen, layer, samples, quantile, k, progress=progress)
     report = {"run": str(run), "network": gen.network, "step": gen.step, **result.report()}
     files = {"dissect.png": png_bytes(dissection_picture(result, top)),
-             "ablation.png": ablation_plot(result), "dissect.json": _json(report)}  # fmt: skip
+             "ablation.png": ablation_plot(result), "dissect.json": json_bytes(report)}  # fmt: skip
     _write(out, files)
     return report
 
@@ -149,6 +145,6 @@ def dream_run(
         report["dreams"][str(seed)] = result.report()
         pictures[seed] = dream_picture(result)
     files = {f"dream_seed{seed}.png": png_bytes(picture) for seed, picture in pictures.items()}
-    files["dream.json"] = _json(report)
+    files["dream.json"] = json_bytes(report)
     _write(out, files)
     return report

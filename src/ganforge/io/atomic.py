@@ -5,11 +5,13 @@ A crash or Ctrl-C mid-write leaves the previous file intact; readers never see h
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -42,6 +44,15 @@ def current_umask() -> int:
 def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
     with atomic_path(path, mode) as tmp:
         tmp.write_bytes(data)
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as indented JSON text ending in a newline, the form every report takes."""
+    return (json.dumps(value, indent=2) + "\n").encode()
+
+
+def atomic_write_json(path: str | Path, value: Any) -> None:
+    atomic_write_bytes(path, json_bytes(value))
 
 
 def atomic_save(path: str | Path, writer: Callable[[Path], None]) -> None:

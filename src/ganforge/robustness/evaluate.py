@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ganforge.errors import GanforgeError
-from ganforge.io.atomic import atomic_path, atomic_write_bytes
+from ganforge.io.atomic import atomic_write_bytes
 from ganforge.robustness.attacks import NORMS, Box, _flat_norm, _loss_grad, fgsm, pgd
 
 ATTACKS = ("noise", "one-step", "pgd-weak", "pgd")
@@ -281,6 +281,8 @@ def plot_accuracy(report: RobustnessReport, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ganforge.viz.plots import save_png
+
     fig, ax = plt.subplots(figsize=(6, 4))
     styles = {"noise": ":", "one-step": "--", "pgd-weak": "-.", "pgd": "-"}
     for a in ATTACKS:
@@ -298,6 +300,4 @@ def plot_accuracy(report: RobustnessReport, path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)

@@ -221,13 +221,19 @@ def independent_columns(table: Table, n: int, seed: int = 0) -> Table:
                                  for k, v in table.values.items()})  # fmt: skip
 
 
-def split(table: Table, holdout: float = 0.2, seed: int = 0) -> tuple[Table, Table]:
-    """A fixed random split into (train, holdout)."""
+def split_rows(n: int, holdout: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of a fixed random split of ``n`` rows into (train, holdout)."""
     if not 0 < holdout < 1:
         raise GanforgeError(f"the held-out share must be in (0, 1), got {holdout}")
-    order = np.random.default_rng(seed).permutation(len(table))
-    cut = int(round(len(table) * (1 - holdout)))
-    return table.rows(order[:cut]), table.rows(order[cut:])
+    order = np.random.default_rng(seed).permutation(n)
+    cut = int(round(n * (1 - holdout)))
+    return order[:cut], order[cut:]
+
+
+def split(table: Table, holdout: float = 0.2, seed: int = 0) -> tuple[Table, Table]:
+    """A fixed random split into (train, holdout)."""
+    fit, held = split_rows(len(table), holdout, seed)
+    return table.rows(fit), table.rows(held)
 
 
 def evaluate_run(

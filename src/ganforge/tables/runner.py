@@ -10,7 +10,6 @@ networks, the encoder's parameters, the optimizers, the step), ``metrics.jsonl``
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from ganforge.config import merge, resumable_keys
 from ganforge.data.table import Table, read_table, write_table
 from ganforge.data.table_encoding import TableEncoder
 from ganforge.errors import GanforgeError
-from ganforge.io.atomic import atomic_write_bytes
+from ganforge.io.atomic import atomic_write_json
 from ganforge.io.rundir import check_out_folder, require_kind
 from ganforge.nets.tabular import TableGenerator, activate
 from ganforge.tables.recipe import PrivateTableRecipe, TableConfig, TableGANRecipe
@@ -58,10 +57,6 @@ def _fixed(settings: Any) -> Any:
     if not isinstance(settings, dict):
         return settings
     return {k: v for k, v in settings.items() if k not in RESUMABLE}
-
-
-def _json(value: Any) -> bytes:
-    return (json.dumps(value, indent=2) + "\n").encode()
 
 
 def train_table(
@@ -116,11 +111,11 @@ def train_table(
     if state is not None:
         engine.load_state_dict(state, "ctgan")
     with engine.writing(out, KIND, cfg):
-        atomic_write_bytes(out / "schema.json", _json([c.to_dict() for c in table.columns]))
+        atomic_write_json(out / "schema.json", [c.to_dict() for c in table.columns])
         result = engine.run_logged(out)
         privacy = recipe.privacy() if isinstance(recipe, PrivateTableRecipe) else None
         if privacy:
-            atomic_write_bytes(out / "privacy.json", _json(privacy))
+            atomic_write_json(out / "privacy.json", privacy)
         model = TableModel(encoder, recipe.g.eval(), frequencies, cfg.private)
         write_table(model.sample(PREVIEW_ROWS, seed=0), out / "sample.csv")
         _plot_losses(out)

@@ -21,6 +21,15 @@ LABELS = {
 }  # fmt: skip
 
 
+def save_png(fig: Any, path: str | Path, dpi: int = 100) -> None:
+    """Write a matplotlib figure as a PNG atomically (a whole file or none), then close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+
+
 def plot_losses(rows: list[dict[str, Any]], path: str | Path) -> None:
     """Plot the logged statistics against the step into a PNG (nothing when none)."""
     panels = [
@@ -47,6 +56,4 @@ def plot_losses(rows: list[dict[str, Any]], path: str | Path) -> None:
         ax.set_title(title)
         ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)
