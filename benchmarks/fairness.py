@@ -19,6 +19,7 @@ the sensitive column ("-aware" cases: the sensitive column too). The split is th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -46,8 +47,10 @@ BOUNDS = (0.005, 0.01, 0.02, 0.05, 0.1)
 TARGETS = {"demographic_parity": 0.02, "equalized_odds": 0.03}
 
 
+@functools.cache
 def load_case(case: str, data: Path) -> dict[str, Any]:
-    """The case's features, labels and groups, split as ``ganforge fair train`` splits."""
+    """The case's features, labels and groups, split as ``ganforge fair train`` splits
+    (read and encoded once per worker process, not once per fit; fits only read them)."""
     from ganforge.fairness.features import TableFeatures
     from ganforge.fairness.runner import FairConfig, prepare
 
